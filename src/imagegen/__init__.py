@@ -1,0 +1,101 @@
+"""imagegen: prompt in, stored image out, across providers that may be slow, failing or down.
+
+Everything public is importable from here; the submodules ``imagegen.providers``,
+``imagegen.strategies``, ``imagegen.storage``, ``imagegen.state`` and
+``imagegen.testing`` hold the same names grouped by part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._clock import Clock, SystemClock
+from ._download import DownloadPolicy
+from ._errors import (
+    AllProvidersFailed,
+    CircuitOpen,
+    ContentRejected,
+    ImageGenError,
+    InvalidConfig,
+    InvalidRequest,
+    ProviderAuthError,
+    ProviderError,
+    ProviderQuotaExceeded,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StorageError,
+    WebhookVerificationError,
+)
+from ._generator import DEFAULT, Hook, ImageGenerator
+from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
+from .providers import Placeholder, Provider, ProviderContext, ProviderImage
+from .state import MemoryState, SQLiteState, StateBackend
+from .storage import LocalStorage, MemoryStorage, Storage, StorageStats, StoredObject
+from .strategies import (
+    BreakerSnapshot,
+    CircuitBreaker,
+    Fallback,
+    Hedge,
+    ProviderBreaker,
+    Race,
+    Retry,
+)
+
+__all__ = [
+    "DEFAULT",
+    "AllProvidersFailed",
+    "Attempt",
+    "BreakerSnapshot",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Clock",
+    "ContentRejected",
+    "DownloadPolicy",
+    "Event",
+    "Fallback",
+    "Hedge",
+    "Hook",
+    "ImageGenError",
+    "ImageGenerator",
+    "ImageRequest",
+    "ImageResult",
+    "InvalidConfig",
+    "InvalidRequest",
+    "Job",
+    "LocalStorage",
+    "MemoryState",
+    "MemoryStorage",
+    "Placeholder",
+    "Provider",
+    "ProviderAuthError",
+    "ProviderBreaker",
+    "ProviderContext",
+    "ProviderDayStats",
+    "ProviderError",
+    "ProviderImage",
+    "ProviderQuotaExceeded",
+    "ProviderRateLimited",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "Race",
+    "Record",
+    "Retry",
+    "SQLiteState",
+    "StateBackend",
+    "Storage",
+    "StorageError",
+    "StorageStats",
+    "StoredObject",
+    "SystemClock",
+    "WebhookVerificationError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415 - only when asked
+
+        return version("imagegen")
+    msg = f"module 'imagegen' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,171 @@
+"""Fetching and checking provider output, under a DownloadPolicy.
+
+Every image, downloaded or inline, must be a real image (magic bytes) within
+``max_bytes``. URLs must be https (unless allowed) and must not lead to
+loopback, private or link-local addresses (unless allowed); cloud metadata
+addresses are refused always. The host is resolved before connecting and each
+address it resolves to is checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import anyio
+import attrs
+import httpx
+
+from ._errors import InvalidConfig, ProviderError, ProviderTimeout, ProviderUnavailable
+from ._image import sniff
+
+__all__ = ["DownloadPolicy", "check_image", "fetch_image"]
+
+_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _positive_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidConfig(
+            f"{attribute.name} must be a positive integer (got {value!r})", field=attribute.name
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DownloadPolicy:
+    """Limits on the images the generator accepts from providers.
+
+    Args:
+        max_bytes: Largest image accepted, inline or downloaded.
+        allow_http: Accept plain-http output URLs.
+        allow_private_networks: Accept URLs resolving to loopback, private or
+            link-local addresses (a self-hosted gateway, tests). Metadata
+            addresses (169.254.169.254...) are refused regardless.
+    """
+
+    max_bytes: int = attrs.field(default=20_000_000, validator=_positive_int)
+    allow_http: bool = False
+    allow_private_networks: bool = False
+
+
+def check_image(data: bytes, policy: DownloadPolicy, provider: str) -> str:
+    """The image's MIME type from its magic bytes; raises when it is no image or too big."""
+    if len(data) > policy.max_bytes:
+        raise ProviderError(
+            f"image is {len(data)} bytes, over the {policy.max_bytes}-byte limit",
+            provider=provider,
+            retryable=False,
+        )
+    content_type = sniff(data)
+    if content_type is None:
+        raise ProviderError(
+            "provider output is not an image (magic bytes match no known format)",
+            provider=provider,
+            retryable=False,
+        )
+    return content_type
+
+
+def _refused(address: IPAddress, policy: DownloadPolicy) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in _METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if policy.allow_private_networks:
+        return None
+    if address.is_loopback or address.is_private or address.is_link_local or address.is_reserved:
+        return "a private, loopback or link-local address"
+    if address.is_multicast or address.is_unspecified:
+        return "not a unicast address"
+    return None
+
+
+async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> None:
+    parts = urlsplit(url)
+    allowed = ("https", "http") if policy.allow_http else ("https",)
+    if parts.scheme not in allowed or not parts.hostname:
+        raise ProviderError(
+            f"output URL scheme {parts.scheme!r} is not allowed (allowed: {', '.join(allowed)})",
+            provider=provider,
+            retryable=False,
+        )
+    host = parts.hostname
+    if host.lower().rstrip(".") in _METADATA_HOSTS:
+        raise ProviderError(
+            "output URL points at a cloud metadata host", provider=provider, retryable=False
+        )
+    try:
+        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await anyio.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ProviderUnavailable(
+                f"cannot resolve output host: {exc}", provider=provider
+            ) from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        reason = _refused(address, policy)
+        if reason is not None:
+            raise ProviderError(
+                f"output URL resolves to {reason}", provider=provider, retryable=False
+            )
+
+
+async def fetch_image(
+    url: str,
+    *,
+    http: httpx.AsyncClient,
+    policy: DownloadPolicy,
+    provider: str,
+    headers: dict[str, str] | None = None,
+) -> tuple[bytes, str]:
+    """Download ``url`` under ``policy``; returns (bytes, MIME type from magic bytes).
+
+    Redirects are not followed, since each hop would need the same checks.
+    """
+    await _check_url(url, policy, provider)
+    try:
+        async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
+            if response.status_code != 200:
+                raise ProviderError(
+                    f"output download answered HTTP {response.status_code}",
+                    provider=provider,
+                    status=response.status_code,
+                    retryable=False,
+                )
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
+                raise ProviderError(
+                    f"output is {declared} bytes, over the {policy.max_bytes}-byte limit",
+                    provider=provider,
+                    retryable=False,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    raise ProviderError(
+                        f"output exceeds the {policy.max_bytes}-byte limit",
+                        provider=provider,
+                        retryable=False,
+                    )
+                chunks.append(chunk)
+    # Not retryable: a retry would call the provider again and pay for a second image.
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(
+            "output download timed out", provider=provider, retryable=False
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(
+            f"output download failed: {type(exc).__name__}", provider=provider, retryable=False
+        ) from exc
+    data = b"".join(chunks)
+    return data, check_image(data, policy, provider)

@@ -1,0 +1,80 @@
+"""Settings from environment variables, for ``ImageGenerator.from_env()`` and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._errors import InvalidConfig
+from .providers import Placeholder, Provider
+from .state import SQLiteState
+from .storage import LocalStorage
+from .strategies import Fallback, Hedge, Race
+
+__all__ = ["settings_from_env"]
+
+logger = logging.getLogger("imagegen")
+
+_STRATEGIES = {"race": Race, "hedge": Hedge, "fallback": Fallback}
+# Variables of parts that later releases add; refusing them beats silently ignoring them.
+_NOT_YET = {
+    "IMAGEGEN_REDIS_URL": "RedisState",
+    "IMAGEGEN_R2_BUCKET": "R2Storage",
+    "IMAGEGEN_R2_ACCOUNT_ID": "R2Storage",
+}
+_PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidConfig(
+            f"{name} must be a number of seconds (got {raw!r})", field=name
+        ) from None
+    return value
+
+
+def settings_from_env(
+    environ: Mapping[str, str], *, environment: str | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    """Constructor keywords for ImageGenerator, and the resources it should close."""
+    for name, part in _NOT_YET.items():
+        if environ.get(name):
+            raise InvalidConfig(
+                f"{name} is set, but {part} is not available in this version", field=name
+            )
+    keys = [name for name in _PROVIDER_KEYS if environ.get(name)]
+    if keys:
+        logger.warning(
+            "%s set, but hosted providers are not available in this version; using Placeholder",
+            ", ".join(keys),
+        )
+    data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data")
+    namespace = environment or environ.get("IMAGEGEN_ENV") or None
+    strategy_name = (environ.get("IMAGEGEN_STRATEGY") or "race").strip().lower()
+    if strategy_name not in _STRATEGIES:
+        raise InvalidConfig(
+            f"IMAGEGEN_STRATEGY must be race, hedge or fallback (got {strategy_name!r})",
+            field="IMAGEGEN_STRATEGY",
+        )
+    state = SQLiteState(data_dir / "state.sqlite3")
+    providers: list[Provider] = [Placeholder()]
+    kwargs: dict[str, Any] = {
+        "providers": providers,
+        "strategy": _STRATEGIES[strategy_name](),
+        "storage": LocalStorage(
+            data_dir / "images", base_url=environ.get("IMAGEGEN_PUBLIC_BASE_URL") or None
+        ),
+        "state": state,
+        "timeout": _float(environ, "IMAGEGEN_TIMEOUT", 30.0),
+        "namespace": namespace,
+    }
+    if (environ.get("IMAGEGEN_DEFAULT_IMAGE") or "").strip().lower() == "none":
+        kwargs["default_image"] = None
+    return kwargs, [state]

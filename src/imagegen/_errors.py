@@ -1,0 +1,254 @@
+"""The one exception tree of imagegen.
+
+Every error carries structured fields; nothing needs its message parsed::
+
+    ImageGenError
+    ├── InvalidRequest (also ValueError)     .field
+    ├── InvalidConfig (also ValueError)      .field
+    ├── ProviderError                        .provider .status .retryable .retry_after
+    │   ├── ProviderTimeout                  retryable
+    │   ├── ProviderUnavailable              retryable (5xx, connection errors, bad JSON)
+    │   ├── ProviderRateLimited              retryable, honours .retry_after
+    │   ├── ProviderAuthError                not retryable
+    │   ├── ProviderQuotaExceeded            not retryable
+    │   └── ContentRejected                  not retryable, not a breaker failure
+    ├── CircuitOpen                          .attempts .generation_id
+    ├── AllProvidersFailed                   .attempts .generation_id
+    ├── StorageError
+    └── WebhookVerificationError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._models import Attempt
+
+__all__ = [
+    "AllProvidersFailed",
+    "CircuitOpen",
+    "ContentRejected",
+    "ImageGenError",
+    "InvalidConfig",
+    "InvalidRequest",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderQuotaExceeded",
+    "ProviderRateLimited",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "StorageError",
+    "WebhookVerificationError",
+]
+
+
+class ImageGenError(Exception):
+    """Root of every error imagegen raises on purpose."""
+
+    @property
+    def kind(self) -> str:
+        """The class name, as used in records and statistics (``"ProviderTimeout"``)."""
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: ``kind``, ``message`` and the structured fields."""
+        return {"kind": self.kind, "message": str(self)}
+
+
+class InvalidRequest(ImageGenError, ValueError):
+    """A request broke a rule; nothing was sent to any provider.
+
+    Args:
+        message: What rule was broken, naming the field.
+        field: The name of the offending field (``"width"``, ``"metadata"``...).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class InvalidConfig(ImageGenError, ValueError):
+    """A constructor argument or a ``configure()`` change broke a rule.
+
+    Args:
+        message: What rule was broken, naming the field.
+        field: The name of the offending setting.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class ProviderError(ImageGenError):
+    """A provider failed to deliver an image.
+
+    Whether it is worth trying again is a property of the class; a plain
+    ``ProviderError`` decides from its HTTP ``status`` (408, 429 and 5xx are
+    retryable) unless ``retryable`` is given.
+
+    Args:
+        message: What went wrong, without secrets.
+        provider: The provider's name.
+        status: The HTTP status, when there was one.
+        retry_after: Seconds the provider asked us to wait.
+        retryable: Override the class's default.
+    """
+
+    default_retryable: ClassVar[bool | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.retry_after = retry_after
+        if retryable is None:
+            retryable = self.default_retryable
+        if retryable is None:
+            retryable = status is not None and (status >= 500 or status in (408, 429))
+        self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self)!r}, provider={self.provider!r}, "
+            f"status={self.status!r}, retryable={self.retryable!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "provider": self.provider,
+            "status": self.status,
+            "retryable": self.retryable,
+            "retry_after": self.retry_after,
+        }
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within its share of the deadline."""
+
+    default_retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, a connection error or an unreadable answer: worth another try."""
+
+    default_retryable = True
+
+
+class ProviderRateLimited(ProviderError):
+    """429 or the vendor's own throttling signal; ``retry_after`` says how long to wait."""
+
+    default_retryable = True
+
+
+class ProviderAuthError(ProviderError):
+    """The key was refused (401/403). Trying again cannot help."""
+
+    default_retryable = False
+
+
+class ProviderQuotaExceeded(ProviderError):
+    """Out of credit or quota (402, ``insufficient_quota``). Trying again cannot help."""
+
+    default_retryable = False
+
+
+class ContentRejected(ProviderError):
+    """The provider's safety system refused the prompt or the output."""
+
+    default_retryable = False
+
+
+class _AttemptsError(ImageGenError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: Sequence[Attempt] = (),
+        generation_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        self.generation_id = generation_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "generation_id": self.generation_id,
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+class CircuitOpen(_AttemptsError):
+    """Every eligible provider's breaker was open and there was no default image."""
+
+
+class AllProvidersFailed(_AttemptsError):
+    """Every provider was tried and failed; ``attempts`` says why, one entry per provider."""
+
+
+class StorageError(ImageGenError):
+    """Storing or reading an image failed."""
+
+
+class WebhookVerificationError(ImageGenError):
+    """A webhook's signature was missing, wrong or stale."""
+
+
+_BY_KIND: dict[str, type[ImageGenError]] = {
+    cls.__name__: cls
+    for cls in (
+        ImageGenError,
+        InvalidRequest,
+        InvalidConfig,
+        ProviderError,
+        ProviderTimeout,
+        ProviderUnavailable,
+        ProviderRateLimited,
+        ProviderAuthError,
+        ProviderQuotaExceeded,
+        ContentRejected,
+        CircuitOpen,
+        AllProvidersFailed,
+        StorageError,
+        WebhookVerificationError,
+    )
+}
+
+
+def error_from_dict(data: Mapping[str, Any]) -> ImageGenError:
+    """Rebuild an error stored with :meth:`ImageGenError.to_dict` (records, jobs)."""
+    cls = _BY_KIND.get(str(data.get("kind")), ImageGenError)
+    message = str(data.get("message", ""))
+    if issubclass(cls, ProviderError):
+        return cls(
+            message,
+            provider=data.get("provider"),
+            status=data.get("status"),
+            retry_after=data.get("retry_after"),
+            retryable=data.get("retryable"),
+        )
+    if issubclass(cls, InvalidRequest | InvalidConfig):
+        return cls(message, field=str(data.get("field", "")))
+    if issubclass(cls, _AttemptsError):
+        return cls(message, generation_id=data.get("generation_id"))
+    return cls(message)

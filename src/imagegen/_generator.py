@@ -1,0 +1,987 @@
+"""The facade: validate, pick providers tier by tier, store, record.
+
+It wires the strategies and holds no provider-specific logic. One time budget,
+``timeout``, covers everything: each stage of the plan (a raced or hedged tier,
+or one provider of a fallback chain) gets a fair share of what is left, so a
+slow first provider cannot eat the time a fallback needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import itertools
+import logging
+import math
+import os
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import attrs
+import httpx
+
+from ._clock import Clock, SystemClock
+from ._download import DownloadPolicy, check_image, fetch_image
+from ._errors import (
+    AllProvidersFailed,
+    CircuitOpen,
+    ImageGenError,
+    InvalidConfig,
+    InvalidRequest,
+    ProviderError,
+    ProviderTimeout,
+    StorageError,
+)
+from ._image import dimensions, extension_for
+from ._models import Attempt, Event, ImageRequest, ImageResult, ProviderDayStats, Record
+from ._tracking import Tracker
+from .providers import Provider, ProviderContext, ProviderImage
+from .providers._placeholder import render_placeholder
+from .state import MemoryState, StateBackend
+from .storage import Storage
+from .strategies import CircuitBreaker, Fallback, Hedge, ProviderBreaker, Race, Retry
+from .strategies._selection import HedgeBudget, LatencyWindow, Selection, staggered
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = ["DEFAULT", "Hook", "ImageGenerator"]
+
+logger = logging.getLogger("imagegen")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_CANCEL_TIMEOUT = 5.0  # seconds a remote cancel may take, shielded from the caller's cancel
+_USER_AGENT = "imagegen (+https://pypi.org/project/imagegen/)"
+
+
+class _DefaultImage:
+    """The built-in default image: the prompt's placeholder landscape, muted."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _DefaultImage()
+
+Hook = Callable[[Event], Any]
+"""A callable taking one :class:`Event`; sync or async. Exceptions are logged, not raised."""
+
+DefaultImage = _DefaultImage | bytes | Provider | None
+
+
+def _check_providers(_: object, __: attrs.Attribute[Any], providers: tuple[Provider, ...]) -> None:
+    if not providers:
+        raise InvalidConfig("providers must name at least one Provider", field="providers")
+    seen: set[str] = set()
+    for provider in providers:
+        if not isinstance(provider, Provider):
+            raise InvalidConfig(
+                f"providers must be Provider instances, not {type(provider).__name__}",
+                field="providers",
+            )
+        name = provider.name
+        if not isinstance(name, str) or not _NAME.match(name) or name == "default":
+            raise InvalidConfig(
+                f"provider name {name!r} must be 1-64 of letters, digits, '_', '.', '-' "
+                "(and not 'default')",
+                field="providers",
+            )
+        if name in seen:
+            raise InvalidConfig(
+                f"two providers are named {name!r}; names must be unique", field="providers"
+            )
+        seen.add(name)
+        if (
+            not isinstance(provider.tier, int)
+            or isinstance(provider.tier, bool)
+            or provider.tier < 0
+        ):
+            raise InvalidConfig(f"{name}.tier must be an integer >= 0", field="providers")
+        timeout = provider.timeout
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidConfig(f"{name}.timeout must be None or seconds > 0", field="providers")
+
+
+def _check_instance(
+    kind: type | tuple[type, ...], label: str
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, kind):
+            raise InvalidConfig(
+                f"{attribute.name} must be {label}, not {value!r}", field=attribute.name
+            )
+
+    return check
+
+
+def _check_timeout(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise InvalidConfig(f"timeout must be seconds > 0 (got {value!r})", field=attribute.name)
+
+
+def _check_default(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None or isinstance(value, _DefaultImage | Provider):
+        return
+    if isinstance(value, bytes):
+        if not value:
+            raise InvalidConfig("default_image bytes must not be empty", field=attribute.name)
+        return
+    raise InvalidConfig(
+        "default_image must be DEFAULT, None, image bytes or a Provider", field=attribute.name
+    )
+
+
+@attrs.frozen(kw_only=True)
+class _Config:
+    """Everything ``configure()`` may change, swapped whole so a change is atomic."""
+
+    providers: tuple[Provider, ...] = attrs.field(validator=_check_providers)
+    enabled: frozenset[str]
+    strategy: Selection = attrs.field(
+        validator=_check_instance((Race, Hedge, Fallback), "Race(), Hedge() or Fallback()")
+    )
+    retry: Retry = attrs.field(validator=_check_instance(Retry, "a Retry"))
+    breaker: CircuitBreaker = attrs.field(
+        validator=_check_instance(CircuitBreaker, "a CircuitBreaker")
+    )
+    timeout: float = attrs.field(validator=_check_timeout)
+    default_image: DefaultImage = attrs.field(validator=_check_default)
+
+    def tiers(self) -> list[list[Provider]]:
+        """Enabled providers grouped by tier, lowest first, in priority order inside."""
+        groups: dict[int, list[Provider]] = defaultdict(list)
+        for provider in self.providers:
+            if provider.name in self.enabled:
+                groups[provider.tier].append(provider)
+        return [groups[tier] for tier in sorted(groups)]
+
+    def stages(self, tier: Sequence[Provider]) -> int:
+        """How many sequential stages a tier takes: one if raced or hedged."""
+        return len(tier) if isinstance(self.strategy, Fallback) else 1
+
+
+@attrs.define(kw_only=True, eq=False)
+class _Generation:
+    id: str
+    request: ImageRequest
+    started: float
+    deadline: float
+    created_at: dt.datetime
+    job_id: str | None = None
+    attempts: list[Attempt] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class _Output:
+    """A provider's image, checked and in hand (or a hotlink)."""
+
+    provider: str
+    data: bytes | None
+    content_type: str
+    width: int | None
+    height: int | None
+    source_url: str | None = None
+    attribution: str | None = None
+    hotlink: str | None = None
+
+
+class ImageGenerator:
+    """Turns prompts into stored images, across providers that may be slow, failing or down.
+
+    Args:
+        providers: The providers; list order is priority inside a tier.
+        strategy: How a tier's providers are called: ``Race()``, ``Hedge()``, ``Fallback()``.
+        retry: Retries of one provider.
+        breaker: Circuit-breaker settings, applied per provider.
+        storage: Where images go; None keeps the bytes in ``ImageResult.data``.
+        state: Records, statistics and breaker state; None means ``MemoryState()``.
+        timeout: Seconds within which ``generate()`` always returns.
+        default_image: When every provider fails: ``DEFAULT`` (a muted placeholder of
+            the requested size), image bytes, a Provider, or None to raise instead.
+        download: Limits on provider output (size, https, private networks).
+        http: An ``httpx.AsyncClient`` you own; otherwise one is made on first use
+            and closed by ``aclose()``.
+        hooks: Callables taking one :class:`Event`, sync or async.
+        namespace: Prefix for every state and storage key, so environments sharing a
+            backend never meet.
+        clock: Time source; tests pass :class:`imagegen.testing.FakeClock`.
+
+    Raises:
+        InvalidConfig: A setting broke a rule; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Iterable[Provider],
+        strategy: Selection = Race(),  # noqa: B008 - frozen values, safe to share
+        retry: Retry = Retry(),  # noqa: B008
+        breaker: CircuitBreaker = CircuitBreaker(),  # noqa: B008
+        storage: Storage | None = None,
+        state: StateBackend | None = None,
+        timeout: float = 30.0,
+        default_image: DefaultImage = DEFAULT,
+        download: DownloadPolicy = DownloadPolicy(),  # noqa: B008
+        http: httpx.AsyncClient | None = None,
+        hooks: Iterable[Hook] = (),
+        namespace: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        providers = tuple(providers)
+        self._config = _Config(
+            providers=providers,
+            enabled=frozenset(p.name for p in providers if isinstance(p, Provider)),
+            strategy=strategy,
+            retry=retry,
+            breaker=breaker,
+            timeout=timeout,
+            default_image=default_image,
+        )
+        if namespace is not None and not _NAMESPACE.match(namespace):
+            raise InvalidConfig(
+                "namespace must be 1-64 of letters, digits, '_' and '-'", field="namespace"
+            )
+        if not isinstance(download, DownloadPolicy):
+            raise InvalidConfig("download must be a DownloadPolicy", field="download")
+        hooks = tuple(hooks)
+        if not all(callable(hook) for hook in hooks):
+            raise InvalidConfig("hooks must be callables taking one Event", field="hooks")
+        self.namespace = namespace
+        self.storage = storage
+        self.state: StateBackend = state if state is not None else MemoryState()
+        self.download = download
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._hooks = hooks
+        self._http = http
+        self._owns_http = http is None
+        self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
+        self._closed = False
+        prefix = f"{namespace}:" if namespace else ""
+        self._key_prefix = f"{namespace}/" if namespace else ""
+        self._tracker = Tracker(self.state, prefix=prefix)
+        self._breakers = {
+            p.name: ProviderBreaker(
+                p.name,
+                settings=lambda: self._config.breaker,
+                state=self.state,
+                clock=self.clock,
+                emit=self._emit,
+                prefix=prefix,
+            )
+            for p in providers
+        }
+        self._latency: dict[str, LatencyWindow] = defaultdict(LatencyWindow)
+        self._hedge_budget = HedgeBudget(self.clock)
+
+    # -- resources ----------------------------------------------------------------
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                headers={"User-Agent": _USER_AGENT},
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                follow_redirects=False,
+            )
+        return self._http
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close what the generator opened (its HTTP client, providers). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for provider in self._config.providers:
+            await provider.aclose()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+        for resource in self._owned:
+            await resource.aclose()
+
+    # -- configuration ------------------------------------------------------------
+
+    @property
+    def providers(self) -> tuple[Provider, ...]:
+        """The providers, in priority order."""
+        return self._config.providers
+
+    @property
+    def timeout(self) -> float:
+        """The current overall deadline, seconds."""
+        return self._config.timeout
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings for the next generations, atomically; a bad change changes nothing.
+
+        Takes ``strategy``, ``retry``, ``breaker``, ``timeout``, ``default_image``,
+        ``enabled={name: bool}`` and ``priority=[names]`` (listed names first, in
+        that order; the rest keep theirs).
+
+        Raises:
+            InvalidConfig: Unknown setting or provider name, or a bad value.
+        """
+        config = self._config
+        names = {p.name: p for p in config.providers}
+        updates: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key in ("strategy", "retry", "breaker", "timeout", "default_image"):
+                updates[key] = value
+            elif key == "enabled":
+                if not isinstance(value, Mapping):
+                    raise InvalidConfig("enabled must map provider names to bools", field="enabled")
+                enabled = set(updates.get("enabled", config.enabled))
+                for name, on in value.items():
+                    if name not in names or not isinstance(on, bool):
+                        raise InvalidConfig(
+                            f"enabled: unknown provider or non-bool for {name!r}", field="enabled"
+                        )
+                    (enabled.add if on else enabled.discard)(name)
+                updates["enabled"] = frozenset(enabled)
+            elif key == "priority":
+                if isinstance(value, str) or not all(
+                    isinstance(n, str) and n in names for n in value
+                ):
+                    raise InvalidConfig("priority must list known provider names", field="priority")
+                first = list(dict.fromkeys(value))
+                rest = [p for p in config.providers if p.name not in first]
+                updates["providers"] = tuple(names[n] for n in first) + tuple(rest)
+            else:
+                raise InvalidConfig(f"{key} cannot be configured at run time", field=key)
+        self._config = attrs.evolve(config, **updates)
+        logger.info(
+            "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
+        )
+
+    # -- generation ---------------------------------------------------------------
+
+    async def generate(self, request: ImageRequest | str, /, **fields: Any) -> ImageResult:
+        """Make one image: ``generate("a red fox")`` or ``generate(ImageRequest(...))``.
+
+        Returns by ``timeout``, always: with an image, the default image
+        (``is_default=True``), or an error.
+
+        Raises:
+            InvalidRequest: A field broke a rule; nothing was sent.
+            AllProvidersFailed: Every provider failed and there is no default image.
+            CircuitOpen: Every provider's breaker was open and there is no default image.
+            StorageError: The image could not be stored (and nothing was recorded as stored).
+        """
+        return await self._generate(self._request(request, fields))
+
+    def _request(self, request: ImageRequest | str, fields: Mapping[str, Any]) -> ImageRequest:
+        if isinstance(request, ImageRequest):
+            if fields:
+                field = next(iter(fields))
+                raise InvalidRequest(
+                    "pass either an ImageRequest or a prompt with fields, not both", field=field
+                )
+            return request
+        known = {a.name for a in attrs.fields(ImageRequest)}
+        for field in fields:
+            if field not in known:
+                raise InvalidRequest(f"{field} is not an ImageRequest field", field=field)
+        return ImageRequest(prompt=request, **fields)
+
+    async def _generate(self, request: ImageRequest, *, job_id: str | None = None) -> ImageResult:
+        config = self._config
+        started = self.clock.monotonic()
+        gen = _Generation(
+            id=uuid.uuid4().hex,
+            request=request,
+            started=started,
+            deadline=started + config.timeout,
+            created_at=self._utcnow(),
+            job_id=job_id,
+        )
+        await self._save_record(gen, status="running")
+        await self._emit(
+            Event(kind="generation_started", generation_id=gen.id, data=request.summary())
+        )
+        try:
+            result = await self._run(gen, config)
+        except ImageGenError as error:
+            await self._finished(gen, error=error)
+            raise
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._finished(
+                    gen, error=ImageGenError("the caller cancelled the generation")
+                )
+            raise
+        return result
+
+    async def _run(self, gen: _Generation, config: _Config) -> ImageResult:
+        # Keep a little time back for the default image and for storing.
+        stop = gen.deadline - min(1.0, config.timeout * 0.1)
+        output = None
+        with self.clock.deadline_scope(stop):
+            output = await self._select(gen, config, stop)
+        if output is None:
+            output = await self._default(gen, config)
+        return await self._store(gen, output)
+
+    async def _select(self, gen: _Generation, config: _Config, stop: float) -> _Output | None:
+        tiers = config.tiers()
+        stages_left = sum(config.stages(tier) for tier in tiers)
+        skipped: list[Provider] = []
+        for tier in tiers:
+            stages_left -= config.stages(tier)
+            allowed = []
+            for provider in tier:
+                if await self._breakers[provider.name].allow():
+                    allowed.append(provider)
+                else:
+                    skipped.append(provider)
+                    gen.attempts.append(
+                        Attempt(
+                            provider=provider.name,
+                            outcome="skipped",
+                            error=CircuitOpen(f"circuit open for {provider.name}"),
+                        )
+                    )
+            if allowed:
+                output = await self._run_tier(gen, config, allowed, stages_left, stop)
+                if output is not None:
+                    return output
+        if skipped and len(skipped) == len(gen.attempts):
+            return await self._earliest_trial(gen, config, skipped, stop)
+        return None
+
+    async def _earliest_trial(
+        self, gen: _Generation, config: _Config, skipped: list[Provider], stop: float
+    ) -> _Output | None:
+        """Every breaker is open: try the one whose trial comes first, if there is time."""
+        trials = [
+            (await self._breakers[p.name].next_trial(), index, p) for index, p in enumerate(skipped)
+        ]
+        timed = [(at, index, p) for at, index, p in trials if at is not None]
+        if not timed:
+            return None
+        at, _, provider = min(timed)
+        wait = max(0.0, at - self.clock.time())
+        if self.clock.monotonic() + wait >= stop:
+            return None
+        await self.clock.sleep(wait)
+        if not await self._breakers[provider.name].allow():
+            return None
+        return await self._run_tier(gen, config, [provider], 0, stop)
+
+    async def _run_tier(
+        self,
+        gen: _Generation,
+        config: _Config,
+        providers: Sequence[Provider],
+        later_stages: int,
+        stop: float,
+    ) -> _Output | None:
+        strategy = config.strategy
+        clock = self.clock
+
+        def share(stages: int) -> float:
+            now = clock.monotonic()
+            return now + max(0.0, stop - now) / stages
+
+        if isinstance(strategy, Fallback):
+            order = itertools.count()
+
+            def deadline_for(_: Provider) -> float:
+                return share(len(providers) - next(order) + later_stages)
+
+        else:
+            tier_deadline = share(1 + later_stages)
+
+            def deadline_for(_: Provider) -> float:
+                return tier_deadline
+
+        if isinstance(strategy, Hedge):
+            self._hedge_budget.record_generation(strategy.window)
+
+        def may_hedge() -> bool:
+            return isinstance(strategy, Hedge) and self._hedge_budget.try_spend(
+                strategy.budget, strategy.window
+            )
+
+        return await staggered(
+            providers,
+            lambda p: self._attempt(gen, config, p, deadline_for(p)),
+            launch_delay=lambda p: strategy.launch_delay(self._latency[p.name]),
+            may_hedge=may_hedge,
+            clock=clock,
+        )
+
+    async def _attempt(
+        self,
+        gen: _Generation,
+        config: _Config,
+        provider: Provider,
+        stage_deadline: float,
+    ) -> _Output | None:
+        """One provider, with retries, within ``stage_deadline``; None when it failed."""
+        clock, name = self.clock, provider.name
+        breaker = self._breakers[name]
+        begun = clock.monotonic()
+        tries = 0
+        in_flight = False
+        ctx: ProviderContext | None = None
+        error: ProviderError | None = None
+        try:
+            while True:
+                tries += 1
+                try_start = clock.monotonic()
+                limit = stage_deadline
+                if provider.timeout is not None:
+                    limit = min(limit, try_start + provider.timeout)
+                ctx = ProviderContext(
+                    deadline=limit,
+                    clock=clock,
+                    generation_id=gen.id,
+                    job_id=gen.job_id,
+                    logger=logging.getLogger(f"imagegen.providers.{name}"),
+                    http_factory=self._http_client,
+                )
+                await self._emit(
+                    Event(
+                        kind="attempt_started",
+                        generation_id=gen.id,
+                        provider=name,
+                        data={"try": tries},
+                    )
+                )
+                in_flight = True
+                output: _Output | None = None
+                with clock.deadline_scope(limit) as scope:
+                    try:
+                        output = await self._call(provider, gen.request, ctx)
+                    except ProviderError as exc:
+                        error = exc
+                    except ImageGenError as exc:
+                        error = ProviderError(str(exc), provider=name, status=400, retryable=False)
+                    except Exception as exc:
+                        logger.exception(
+                            "provider %s raised an unexpected %s", name, type(exc).__name__
+                        )
+                        error = ProviderError(
+                            f"unexpected {type(exc).__name__} in provider (a bug; see the log)",
+                            provider=name,
+                            retryable=False,
+                        )
+                in_flight = False
+                elapsed = clock.monotonic() - try_start
+                if scope.cancelled_caught:
+                    error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
+                    await self._cancel_remote(provider, ctx)
+                if output is not None:
+                    self._latency[name].add(elapsed)
+                    await self._count(name, "success", latency=elapsed)
+                    await breaker.record_success()
+                    await self._attempt_done(gen, name, "success", None, begun, tries)
+                    return output
+                assert error is not None  # noqa: S101 - one of output and error is set
+                if error.provider is None:
+                    error.provider = name
+                await self._count(name, "failure", error_kind=error.kind)
+                await breaker.record_failure(error)
+                if not config.retry.should_retry(error, tries):
+                    break
+                delay = config.retry.backoff(tries, error.retry_after)
+                if clock.monotonic() + delay >= stage_deadline:
+                    break
+                await self._emit(
+                    Event(
+                        kind="retry_scheduled",
+                        generation_id=gen.id,
+                        provider=name,
+                        data={"try": tries, "delay": delay, "error": error.kind},
+                    )
+                )
+                await clock.sleep(delay)
+                if not await breaker.allow():
+                    break
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                if in_flight:
+                    await self._count(name, "cancelled")
+                    if ctx is not None:
+                        await self._cancel_remote(provider, ctx)
+                if clock.monotonic() >= gen.deadline - min(1.0, config.timeout * 0.1):
+                    timeout = ProviderTimeout("the generation's deadline passed", provider=name)
+                    await self._attempt_done(gen, name, "error", timeout, begun, tries)
+                else:
+                    await self._attempt_done(gen, name, "cancelled", None, begun, tries)
+            raise
+        await self._attempt_done(gen, name, "error", error, begun, tries)
+        return None
+
+    async def _call(
+        self, provider: Provider, request: ImageRequest, ctx: ProviderContext
+    ) -> _Output:
+        image: object = await provider.generate(request, ctx)
+        if not isinstance(image, ProviderImage):
+            msg = f"generate() returned {type(image).__name__}, not a ProviderImage"
+            raise TypeError(msg)
+        name = provider.name
+        if image.data is not None:
+            data: bytes | None = image.data
+            content_type = check_image(image.data, self.download, name)
+        elif image.hotlink:
+            data, content_type = None, image.content_type or "image/jpeg"
+        else:
+            assert image.url is not None  # noqa: S101 - ProviderImage holds exactly one
+            data, content_type = await fetch_image(
+                image.url, http=ctx.http, policy=self.download, provider=name
+            )
+        width, height = image.width, image.height
+        if data is not None and (width is None or height is None):
+            width, height = dimensions(data) or (width, height)
+        return _Output(
+            provider=name,
+            data=data,
+            content_type=content_type,
+            width=width,
+            height=height,
+            source_url=image.url,
+            attribution=image.attribution,
+            hotlink=image.url if image.hotlink else None,
+        )
+
+    async def _cancel_remote(self, provider: Provider, ctx: ProviderContext) -> None:
+        """Stop billable work an abandoned attempt started; shielded and bounded."""
+        if ctx.handle is None:
+            return
+        with (
+            anyio.CancelScope(shield=True),
+            self.clock.deadline_scope(self.clock.monotonic() + _CANCEL_TIMEOUT),
+        ):
+            try:
+                await provider.cancel(ctx.handle, ctx)
+            except Exception:
+                logger.warning(
+                    "cancelling %s's work %r failed", provider.name, ctx.handle, exc_info=True
+                )
+
+    async def _attempt_done(
+        self,
+        gen: _Generation,
+        provider: str,
+        outcome: Any,
+        error: ImageGenError | None,
+        begun: float,
+        tries: int,
+    ) -> None:
+        attempt = Attempt(
+            provider=provider,
+            outcome=outcome,
+            error=error,
+            elapsed=self.clock.monotonic() - begun,
+            tries=tries,
+        )
+        gen.attempts.append(attempt)
+        if error is not None:
+            logger.info("%s failed for generation %s: %r", provider, gen.id, error)
+        await self._emit(
+            Event(
+                kind="attempt_finished",
+                generation_id=gen.id,
+                provider=provider,
+                data={"outcome": outcome, "error": error.kind if error else None, "tries": tries},
+            )
+        )
+
+    async def _default(self, gen: _Generation, config: _Config) -> _Output:
+        default = config.default_image
+        request = gen.request
+        if default is None:
+            raise self._failure(gen)
+        if isinstance(default, Provider):
+            ctx = ProviderContext(
+                deadline=gen.deadline,
+                clock=self.clock,
+                generation_id=gen.id,
+                http_factory=self._http_client,
+            )
+            try:
+                with self.clock.deadline_scope(gen.deadline):
+                    output = await self._call(default, request, ctx)
+            except Exception as exc:
+                logger.warning("the default image provider failed: %r", exc)
+                raise self._failure(gen) from exc
+            output = attrs.evolve(output, provider="default")
+        else:
+            if isinstance(default, bytes):
+                data = default
+            else:
+                data = render_placeholder(
+                    request.prompt, request.width, request.height, request.seed, muted=True
+                )
+            width, height = dimensions(data) or (None, None)
+            output = _Output(
+                provider="default",
+                data=data,
+                content_type=check_image(data, self.download, "default"),
+                width=width,
+                height=height,
+            )
+        await self._count("default", "success", latency=0.0)
+        return output
+
+    def _failure(self, gen: _Generation) -> AllProvidersFailed | CircuitOpen:
+        attempts = tuple(gen.attempts)
+        summary = "; ".join(
+            f"{a.provider}: {a.error.kind if a.error else a.outcome}" for a in attempts
+        )
+        if attempts and all(a.outcome == "skipped" for a in attempts):
+            return CircuitOpen(
+                f"every provider's circuit is open ({summary})",
+                attempts=attempts,
+                generation_id=gen.id,
+            )
+        return AllProvidersFailed(
+            f"all providers failed ({summary or 'none enabled'})",
+            attempts=attempts,
+            generation_id=gen.id,
+        )
+
+    async def _store(self, gen: _Generation, output: _Output) -> ImageResult:
+        data = output.data
+        digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+        key = url = None
+        storage = self.storage
+        if output.hotlink is not None:
+            url = output.hotlink
+        elif storage is not None:
+            assert data is not None  # noqa: S101 - only hotlinks come without bytes
+            day = gen.created_at
+            key = f"{self._key_prefix}{day:%Y/%m/%d}/{gen.id}.{extension_for(output.content_type)}"
+            metadata = {
+                "generation-id": gen.id,
+                "provider": output.provider,
+                "prompt-sha256": hashlib.sha256(gen.request.prompt.encode()).hexdigest(),
+            }
+            try:
+                stored = await storage.put(
+                    key, data, content_type=output.content_type, metadata=metadata
+                )
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise StorageError(f"storing {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            key, url = stored.key, stored.url
+        result = ImageResult(
+            id=gen.id,
+            url=url,
+            key=key,
+            provider=output.provider,
+            content_type=output.content_type,
+            size=len(data) if data is not None else 0,
+            width=output.width,
+            height=output.height,
+            sha256=digest,
+            elapsed=self.clock.monotonic() - gen.started,
+            attempts=tuple(gen.attempts),
+            is_default=output.provider == "default",
+            source_url=output.source_url,
+            attribution=output.attribution,
+            created_at=gen.created_at,
+            data=data if storage is None else None,
+        )
+        try:
+            await self._finished(gen, result=result)
+        except BaseException:
+            # A stored image always has its record: without one, take the image back.
+            if key is not None and storage is not None:
+                with anyio.CancelScope(shield=True):
+                    await storage.delete(key)
+            raise
+        return result
+
+    # -- records, statistics, events ------------------------------------------------
+
+    def _utcnow(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.time(), tz=dt.UTC)
+
+    async def _save_record(
+        self,
+        gen: _Generation,
+        *,
+        status: Any,
+        result: ImageResult | None = None,
+        error: ImageGenError | None = None,
+    ) -> None:
+        record = Record(
+            id=gen.id,
+            status=status,
+            provider=result.provider if result else None,
+            request=gen.request.summary(),
+            key=result.key if result else None,
+            url=result.url if result else None,
+            attempts=tuple(gen.attempts),
+            error=error,
+            created_at=gen.created_at,
+            finished_at=None if status == "running" else self._utcnow(),
+            is_default=result.is_default if result else False,
+        )
+        try:
+            await self._tracker.save(record)
+        except Exception as exc:
+            raise StorageError(f"could not write the record: {type(exc).__name__}: {exc}") from exc
+
+    async def _finished(
+        self,
+        gen: _Generation,
+        *,
+        result: ImageResult | None = None,
+        error: ImageGenError | None = None,
+    ) -> None:
+        status = "succeeded" if result is not None else "failed"
+        await self._save_record(gen, status=status, result=result, error=error)
+        await self._emit(
+            Event(
+                kind="generation_finished",
+                generation_id=gen.id,
+                provider=result.provider if result else None,
+                data={
+                    "status": status,
+                    "is_default": result.is_default if result else False,
+                    "elapsed": self.clock.monotonic() - gen.started,
+                    "error": error.kind if error else None,
+                },
+            )
+        )
+
+    async def _count(
+        self,
+        provider: str,
+        outcome: str,
+        *,
+        error_kind: str | None = None,
+        latency: float | None = None,
+    ) -> None:
+        try:
+            await self._tracker.count(
+                provider,
+                day=self._utcnow().date(),
+                outcome=outcome,
+                error_kind=error_kind,
+                latency=latency,
+            )
+        except Exception:
+            # Statistics are worth less than the image: log and go on.
+            logger.warning("could not count a %s call to %s", outcome, provider, exc_info=True)
+
+    async def _emit(self, event: Event) -> None:
+        logger.debug(
+            "%s %s %s %s", event.kind, event.generation_id, event.provider or "", dict(event.data)
+        )
+        for hook in self._hooks:
+            try:
+                outcome = hook(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("hook %r failed on %s", hook, event.kind)
+
+    async def record(self, generation_id: str) -> Record | None:
+        """What happened to one generation, or None for an unknown id."""
+        return await self._tracker.load(generation_id)
+
+    async def stats(
+        self,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        provider: str | None = None,
+    ) -> list[ProviderDayStats]:
+        """Counts per UTC day and provider, ``since``..``until`` inclusive."""
+
+        def day(value: dt.date | dt.datetime | None) -> dt.date | None:
+            if isinstance(value, dt.datetime):
+                return value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+            return value
+
+        return await self._tracker.stats(since=day(since), until=day(until), provider=provider)
+
+    # -- breakers and status -------------------------------------------------------
+
+    def breaker_for(self, name: str) -> ProviderBreaker:
+        """The circuit breaker of provider ``name``.
+
+        Raises:
+            InvalidConfig: No provider has that name.
+        """
+        try:
+            return self._breakers[name]
+        except KeyError:
+            raise InvalidConfig(f"no provider is named {name!r}", field="name") from None
+
+    def providers_status(self) -> list[dict[str, Any]]:
+        """Each provider's name, tier, enabled flag, timeout and last known breaker state."""
+        config = self._config
+        return [
+            {
+                "name": p.name,
+                "tier": p.tier,
+                "enabled": p.name in config.enabled,
+                "timeout": p.timeout,
+                "breaker": self._breakers[p.name].last_state,
+            }
+            for p in config.providers
+        ]
+
+    async def health(self) -> dict[str, Any]:
+        """Breaker state per provider and whether the state backend answers.
+
+        ``status`` is ``"ok"`` when the backend answers and some enabled provider's
+        breaker is not open, else ``"degraded"``.
+        """
+        config = self._config
+        states = {p.name: await self._breakers[p.name].state() for p in config.providers}
+        try:
+            await self.state.get(f"{self.namespace or ''}:health")
+            backend = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
+            backend = f"error: {type(exc).__name__}"
+        usable = any(states[name] != "open" for name in config.enabled)
+        return {
+            "status": "ok" if usable and backend == "ok" else "degraded",
+            "providers": states,
+            "state": backend,
+        }
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, environment: str | None = None
+    ) -> ImageGenerator:
+        """Build a generator from environment variables.
+
+        With no provider key set it works offline: the :class:`Placeholder`
+        provider, :class:`LocalStorage` and :class:`SQLiteState` under
+        ``IMAGEGEN_DATA_DIR`` (default ``./imagegen-data``). ``environment`` (or
+        ``IMAGEGEN_ENV``) becomes the namespace. See ``docs/configuration.md``
+        for every variable.
+
+        Raises:
+            InvalidConfig: A variable holds a bad value; the message names it.
+        """
+        from ._env import settings_from_env  # noqa: PLC0415 - keeps import time small
+
+        kwargs, owned = settings_from_env(
+            os.environ if environ is None else environ, environment=environment
+        )
+        generator = cls(**kwargs)
+        generator._owned.extend(owned)
+        return generator
+
+    def __repr__(self) -> str:
+        names = ", ".join(p.name for p in self._config.providers)
+        return f"ImageGenerator(providers=[{names}], strategy={self._config.strategy!r})"

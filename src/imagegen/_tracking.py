@@ -1,0 +1,157 @@
+"""Records and statistics, kept in a StateBackend.
+
+Records are one JSON value per generation. Statistics are counters, one per
+(UTC day, provider, what), bumped with atomic ``incr`` so concurrent
+generations and processes never lose counts; latencies go into a fixed
+histogram whose quantiles are interpolated on read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+from collections import defaultdict
+
+from ._models import ProviderDayStats, Record
+from .state import StateBackend
+
+__all__ = ["LATENCY_BUCKETS", "Tracker"]
+
+#: Upper bounds (seconds) of the latency histogram; the last bucket is open.
+LATENCY_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    8.0,
+    13.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+)
+_DAY = 86_400
+
+
+class Tracker:
+    """Writes and reads records and statistics under ``prefix`` in ``state``.
+
+    Args:
+        state: The backend.
+        prefix: The namespace prefix (``"staging:"``), or "".
+        record_ttl: Seconds a record is kept.
+        stats_ttl: Seconds a day's counters are kept.
+    """
+
+    def __init__(
+        self,
+        state: StateBackend,
+        *,
+        prefix: str = "",
+        record_ttl: float = 30 * _DAY,
+        stats_ttl: float = 90 * _DAY,
+    ) -> None:
+        self.state = state
+        self._records = f"{prefix}record:"
+        self._stats = f"{prefix}stats:"
+        self._record_ttl = record_ttl
+        self._stats_ttl = stats_ttl
+
+    async def save(self, record: Record) -> None:
+        """Write (or overwrite) a record."""
+        await self.state.set(
+            self._records + record.id, json.dumps(record.to_dict()).encode(), ttl=self._record_ttl
+        )
+
+    async def load(self, generation_id: str) -> Record | None:
+        """The record of one generation, or None."""
+        raw = await self.state.get(self._records + generation_id)
+        return None if raw is None else Record.from_dict(json.loads(raw))
+
+    async def count(
+        self,
+        provider: str,
+        *,
+        day: dt.date,
+        outcome: str,
+        error_kind: str | None = None,
+        latency: float | None = None,
+    ) -> None:
+        """Count one provider call: ``outcome`` is success, failure or cancelled."""
+        base = f"{self._stats}{day.isoformat()}:{provider}:"
+        ttl = self._stats_ttl
+        await self.state.incr(base + "requests", ttl=ttl)
+        await self.state.incr(base + outcome, ttl=ttl)
+        if error_kind is not None:
+            await self.state.incr(f"{base}kind.{error_kind}", ttl=ttl)
+        if latency is not None:
+            bucket = bisect.bisect_left(LATENCY_BUCKETS, latency)
+            await self.state.incr(f"{base}lat.{bucket}", ttl=ttl)
+
+    async def stats(
+        self,
+        *,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        provider: str | None = None,
+    ) -> list[ProviderDayStats]:
+        """One row per (day, provider) within ``since``..``until`` (inclusive), sorted."""
+        rows: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for key in await self.state.scan(self._stats):
+            day, name, what = key[len(self._stats) :].split(":", 2)
+            date = dt.date.fromisoformat(day)
+            if (
+                (since and date < since)
+                or (until and date > until)
+                or (provider and name != provider)
+            ):
+                continue
+            raw = await self.state.get(key)
+            if raw is not None:
+                rows[day, name][what] = int(raw)
+        return [_row(day, name, counters) for (day, name), counters in sorted(rows.items())]
+
+
+def _row(day: str, provider: str, counters: dict[str, int]) -> ProviderDayStats:
+    histogram = [counters.get(f"lat.{i}", 0) for i in range(len(LATENCY_BUCKETS) + 1)]
+    return ProviderDayStats(
+        day=dt.date.fromisoformat(day),
+        provider=provider,
+        requests=counters.get("requests", 0),
+        successes=counters.get("success", 0),
+        failures=counters.get("failure", 0),
+        cancelled=counters.get("cancelled", 0),
+        failures_by_kind={
+            what.removeprefix("kind."): n
+            for what, n in sorted(counters.items())
+            if what.startswith("kind.")
+        },
+        p50=quantile(histogram, 0.5),
+        p90=quantile(histogram, 0.9),
+        p99=quantile(histogram, 0.99),
+    )
+
+
+def quantile(histogram: list[int], q: float) -> float | None:
+    """Estimate a quantile from bucket counts, interpolating inside the bucket."""
+    total = sum(histogram)
+    if total == 0:
+        return None
+    rank = max(q * total, 1e-9)
+    seen = 0
+    for index, count in enumerate(histogram):  # noqa: B007 - index and count are used after
+        if count and seen + count >= rank:
+            break
+        seen += count
+    lower = LATENCY_BUCKETS[index - 1] if index > 0 else 0.0
+    if index >= len(LATENCY_BUCKETS):
+        return lower  # the open-ended bucket: its lower bound is all we know
+    upper = LATENCY_BUCKETS[index]
+    return lower + (upper - lower) * (rank - seen) / count

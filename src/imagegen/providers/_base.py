@@ -1,0 +1,169 @@
+"""The provider contract: one remote API, nothing about racing or retrying."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from .._clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .._models import ImageRequest
+
+__all__ = ["Provider", "ProviderContext", "ProviderImage"]
+
+logger = logging.getLogger("imagegen.providers")
+
+
+def _one_source(instance: ProviderImage, _: attrs.Attribute[Any], __: object) -> None:
+    if (instance.data is None) == (instance.url is None):
+        msg = "ProviderImage takes exactly one of data= and url="
+        raise ValueError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class ProviderImage:
+    """What a provider hands back: the bytes, or a URL the generator downloads.
+
+    Args:
+        data: The image bytes (decoded from base64 if the vendor sent that).
+        url: Where to fetch the image; fetched under the generator's DownloadPolicy.
+        content_type: The vendor's claim; the generator trusts the magic bytes instead.
+        width: Pixels, if the vendor says.
+        height: Pixels, if the vendor says.
+        seed: The seed the vendor used.
+        attribution: Credit to show with the image (stock photos).
+        raw: The vendor's response, for debugging; never stored.
+        handle: The vendor's id for the work (prediction id...).
+        hotlink: Serve ``url`` as is instead of copying it into storage
+            (stock photos whose terms require hotlinking).
+    """
+
+    data: bytes | None = attrs.field(default=None, repr=False, validator=_one_source)
+    url: str | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    attribution: str | None = None
+    raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    handle: object = None
+    hotlink: bool = False
+
+
+@attrs.define(kw_only=True, eq=False)
+class ProviderContext:
+    """What a provider gets besides the request: time, HTTP, and a way to report work.
+
+    Args:
+        deadline: Absolute, on ``clock.monotonic()``; the provider must be done by then.
+        clock: The generator's clock; poll and back off with ``clock.sleep``.
+        generation_id: The generation this call belongs to.
+        job_id: The background job, when the generation was submitted.
+        webhook_url: Where the vendor should call back, when webhooks are configured.
+        logger: A logger for the provider's own messages.
+    """
+
+    deadline: float
+    clock: Clock = attrs.field(factory=SystemClock)
+    generation_id: str | None = None
+    job_id: str | None = None
+    webhook_url: str | None = None
+    logger: logging.Logger = attrs.field(default=logger)
+    _http_factory: Callable[[], httpx.AsyncClient] | None = attrs.field(
+        default=None, alias="http_factory"
+    )
+    _on_started: Callable[[object], None] | None = attrs.field(default=None, alias="on_started")
+    handle: object = attrs.field(default=None, init=False)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The generator's shared ``httpx.AsyncClient``, opened on first use."""
+        if self._http_factory is None:
+            msg = "this ProviderContext has no HTTP client"
+            raise RuntimeError(msg)
+        return self._http_factory()
+
+    def remaining(self) -> float:
+        """Seconds left before ``deadline`` (never negative)."""
+        return max(0.0, self.deadline - self.clock.monotonic())
+
+    def started(self, handle: object) -> None:
+        """Report that billable remote work exists (a prediction id, a queue id).
+
+        From then on the generator calls :meth:`Provider.cancel` with this handle if
+        the attempt is abandoned: it lost a race, the deadline passed, or the caller
+        was cancelled.
+        """
+        self.handle = handle
+        if self._on_started is not None:
+            self._on_started(handle)
+
+
+class Provider(abc.ABC):
+    """One image API. Subclass it and write :meth:`generate`.
+
+    ``name``, ``tier`` and ``timeout`` may be class attributes; every provider also
+    takes them as keyword overrides. ``tier`` 0 is tried first (AI providers), 1
+    next (stock photos), and so on. ``timeout`` caps one call in seconds; the
+    generator's deadline caps it too.
+
+    Example::
+
+        class Mine(Provider):
+            name = "mine"
+
+            async def generate(self, request, ctx):
+                response = await ctx.http.post("https://example.com/draw", json={...})
+                return ProviderImage(url=response.json()["url"])
+    """
+
+    name: str = ""
+    _auto_name: ClassVar[bool] = True
+    tier: int = 0
+    timeout: float | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            cls._auto_name = False
+        elif cls._auto_name:
+            # Unnamed subclasses are known by their class name, lowercased; a subclass
+            # of a named provider (say, of Replicate) keeps its parent's name.
+            cls.name = cls.__name__.lower()
+
+    def __init__(
+        self, *, name: str | None = None, tier: int | None = None, timeout: float | None = None
+    ) -> None:
+        if name is not None:
+            self.name = name
+        if tier is not None:
+            self.tier = tier
+        if timeout is not None:
+            self.timeout = timeout
+
+    @abc.abstractmethod
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        """Make one image for ``request``, by ``ctx.deadline``.
+
+        Raise a :class:`~imagegen.ProviderError` subclass on failure so the
+        generator knows whether to retry; anything else is treated as a bug.
+        """
+
+    async def cancel(self, handle: object, ctx: ProviderContext) -> None:  # noqa: B027
+        """Stop the remote work ``handle`` names. The default does nothing."""
+
+    async def check(self, ctx: ProviderContext) -> None:  # noqa: B027
+        """Verify the provider is usable (key valid...) without paying; raise if not."""
+
+    async def aclose(self) -> None:  # noqa: B027
+        """Release what the provider holds. The default holds nothing."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, tier={self.tier!r})"

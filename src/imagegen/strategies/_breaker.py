@@ -1,0 +1,350 @@
+"""Circuit breakers: stop calling a provider that keeps failing, try it again later.
+
+The settings are a frozen :class:`CircuitBreaker`; each provider gets a
+:class:`ProviderBreaker` whose state lives in the generator's
+:class:`~imagegen.state.StateBackend` (so processes sharing a backend share it),
+stamped with wall-clock time, which processes agree on.
+
+States: ``closed`` (calls go through; failures are counted in a sliding window
+of ten buckets), ``open`` (calls are skipped until the next trial time),
+``half_open`` (the trial time has passed: up to ``half_open_max_calls`` calls
+go through; a success closes, a failure opens again). Forced states hold until
+``reset()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import attrs
+
+from .._clock import Clock
+from .._errors import ContentRejected, InvalidConfig, ProviderError
+from .._models import Event
+from ..state import StateBackend
+
+__all__ = ["BreakerSnapshot", "CircuitBreaker", "ProviderBreaker"]
+
+BreakerState = Literal["closed", "open", "half_open"]
+_BUCKETS = 10
+
+
+def _at_least_one(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidConfig(
+            f"{attribute.name} must be an integer >= 1 (got {value!r})", field=attribute.name
+        )
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise InvalidConfig(
+            f"{attribute.name} must be seconds > 0 (got {value!r})", field=attribute.name
+        )
+
+
+def _rate(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
+    if value is not None and (not isinstance(value, int | float) or not 0 < value <= 1):
+        raise InvalidConfig(
+            f"{attribute.name} must be None or in (0, 1] (got {value!r})", field=attribute.name
+        )
+
+
+@attrs.frozen(kw_only=True)
+class CircuitBreaker:
+    """Breaker settings, one breaker per provider name.
+
+    Opens after ``failure_threshold`` counted failures within ``window`` seconds
+    (and, when ``failure_rate`` is set, only if failures are at least that share
+    of at least ``minimum_calls`` calls in the window). Half-opens after
+    ``reset_timeout`` seconds, or the provider's ``Retry-After`` if longer.
+
+    Counted: timeouts, 5xx and connection errors, rate limits, auth and quota
+    errors, and unexpected provider exceptions. Not counted: bad requests (4xx
+    other than 401/402/403/408/429) and content-policy rejections, which say
+    nothing about the provider's health.
+    """
+
+    failure_threshold: int = attrs.field(default=5, validator=_at_least_one)
+    window: float = attrs.field(default=60.0, validator=_positive)
+    reset_timeout: float = attrs.field(default=30.0, validator=_positive)
+    half_open_max_calls: int = attrs.field(default=1, validator=_at_least_one)
+    failure_rate: float | None = attrs.field(default=None, validator=_rate)
+    minimum_calls: int = attrs.field(default=20, validator=_at_least_one)
+
+    @staticmethod
+    def counts(error: ProviderError) -> bool:
+        """Whether ``error`` says something about the provider's health."""
+        if isinstance(error, ContentRejected):
+            return False
+        status = error.status
+        return not (
+            status is not None and 400 <= status < 500 and status not in (401, 402, 403, 408, 429)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BreakerSnapshot:
+    """A breaker's state, for dashboards.
+
+    ``since`` is when it entered the state, ``next_trial`` when an open breaker
+    lets a trial call through (None when closed or forced open).
+    """
+
+    provider: str
+    state: BreakerState
+    since: dt.datetime | None
+    reason: str | None
+    failures: int
+    next_trial: dt.datetime | None
+    forced: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; times in ISO 8601."""
+        return {
+            "provider": self.provider,
+            "state": self.state,
+            "since": self.since.isoformat() if self.since else None,
+            "reason": self.reason,
+            "failures": self.failures,
+            "next_trial": self.next_trial.isoformat() if self.next_trial else None,
+            "forced": self.forced,
+        }
+
+
+def _utc(ts: float | None) -> dt.datetime | None:
+    if ts is None or math.isinf(ts):
+        return None
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+class ProviderBreaker:
+    """The breaker of one provider: what ``gen.breaker_for(name)`` returns.
+
+    Every method is async, since the state may live in a shared backend.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Callable[[], CircuitBreaker],
+        state: StateBackend,
+        clock: Clock,
+        emit: Callable[[Event], Awaitable[None]],
+        prefix: str = "",
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._state = state
+        self._clock = clock
+        self._emit = emit
+        self._key = f"{prefix}breaker:{name}"
+        #: The state last read, for the sync ``providers_status()``.
+        self.last_state: BreakerState = "closed"
+
+    # -- stored state -------------------------------------------------------------
+
+    async def _load(self) -> dict[str, Any]:
+        raw = await self._state.get(self._key)
+        if raw is None:
+            return {"state": "closed"}
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    async def _store(self, data: dict[str, Any], *, reason: str, previous: str) -> None:
+        await self._state.set(self._key, json.dumps(data).encode())
+        new = self._effective(data)
+        self.last_state = new
+        if new != previous:
+            await self._emit(
+                Event(
+                    kind="breaker_state_changed",
+                    provider=self.name,
+                    data={"from": previous, "to": new, "reason": reason},
+                )
+            )
+
+    def _effective(self, data: dict[str, Any]) -> BreakerState:
+        if data["state"] == "open":
+            retry_at = data.get("retry_at")
+            if retry_at is not None and self._clock.time() >= retry_at:
+                return "half_open"
+            return "open"
+        return "closed"
+
+    def _bucket(self, settings: CircuitBreaker) -> tuple[int, float]:
+        width = settings.window / _BUCKETS
+        return int(self._clock.time() // width), width
+
+    async def _window_sum(self, kind: str, settings: CircuitBreaker) -> int:
+        current, _ = self._bucket(settings)
+        total = 0
+        for bucket in range(current - _BUCKETS + 1, current + 1):
+            raw = await self._state.get(f"{self._key}:{kind}:{bucket}")
+            total += int(raw) if raw else 0
+        return total
+
+    async def _clear_window(self, settings: CircuitBreaker) -> None:
+        current, _ = self._bucket(settings)
+        for kind in ("f", "n"):
+            for bucket in range(current - _BUCKETS + 1, current + 1):
+                await self._state.delete(f"{self._key}:{kind}:{bucket}")
+
+    # -- the generator's side -----------------------------------------------------
+
+    async def allow(self) -> bool:
+        """Whether a call may go through now; claims a half-open trial slot if needed."""
+        data = await self._load()
+        state = self._effective(data)
+        self.last_state = state
+        if state == "closed":
+            return True
+        if state == "open":
+            return False
+        settings = self._settings()
+        slot = await self._state.incr(
+            f"{self._key}:trial:{data.get('since')}", ttl=max(settings.reset_timeout, 60.0) * 4
+        )
+        if slot == 1:
+            await self._emit(
+                Event(
+                    kind="breaker_state_changed",
+                    provider=self.name,
+                    data={"from": "open", "to": "half_open", "reason": "trial time reached"},
+                )
+            )
+        return slot <= settings.half_open_max_calls
+
+    async def next_trial(self) -> float | None:
+        """Wall-clock time an open breaker next lets a call through (None: closed or forced)."""
+        data = await self._load()
+        retry_at = data.get("retry_at") if data["state"] == "open" else None
+        return None if retry_at is None or math.isinf(retry_at) else float(retry_at)
+
+    async def record_success(self) -> None:
+        """A call succeeded: a half-open breaker closes."""
+        settings = self._settings()
+        if settings.failure_rate is not None:
+            current, width = self._bucket(settings)
+            await self._state.incr(f"{self._key}:n:{current}", ttl=settings.window + width)
+        data = await self._load()
+        if data["state"] == "open" and not data.get("forced"):
+            await self._close(
+                settings, reason="trial call succeeded", previous=self._effective(data)
+            )
+
+    async def record_failure(self, error: ProviderError) -> None:
+        """A call failed: count it if it says something about health; maybe open."""
+        settings = self._settings()
+        data = await self._load()
+        previous = self._effective(data)
+        if data.get("forced"):
+            return
+        if not settings.counts(error):
+            if previous == "half_open":
+                # The provider answered, if unhelpfully: it is up.
+                await self._close(
+                    settings, reason=f"trial call answered ({error.kind})", previous=previous
+                )
+            return
+        if previous == "half_open":
+            await self._open(settings, error, failures=data.get("failures", 1), previous=previous)
+            return
+        if previous == "open":
+            return
+        current, width = self._bucket(settings)
+        ttl = settings.window + width
+        await self._state.incr(f"{self._key}:f:{current}", ttl=ttl)
+        if settings.failure_rate is not None:
+            await self._state.incr(f"{self._key}:n:{current}", ttl=ttl)
+        failures = await self._window_sum("f", settings)
+        if failures < settings.failure_threshold:
+            return
+        if settings.failure_rate is not None:
+            calls = await self._window_sum("n", settings)
+            if calls < settings.minimum_calls or failures / calls < settings.failure_rate:
+                return
+        await self._open(settings, error, failures=failures, previous=previous)
+
+    async def _open(
+        self, settings: CircuitBreaker, error: ProviderError, *, failures: int, previous: str
+    ) -> None:
+        now = self._clock.time()
+        wait = max(settings.reset_timeout, error.retry_after or 0.0)
+        reason = f"{failures} failure(s) within {settings.window:g}s, last: {error.kind}"
+        if previous == "half_open":
+            reason = f"trial call failed: {error.kind}"
+        data = {
+            "state": "open",
+            "since": now,
+            "retry_at": now + wait,
+            "reason": reason,
+            "failures": failures,
+        }
+        await self._store(data, reason=reason, previous=previous)
+
+    async def _close(self, settings: CircuitBreaker, *, reason: str, previous: str) -> None:
+        await self._clear_window(settings)
+        await self._store(
+            {"state": "closed", "since": self._clock.time(), "reason": reason},
+            reason=reason,
+            previous=previous,
+        )
+
+    # -- the operator's side ------------------------------------------------------
+
+    async def state(self) -> BreakerState:
+        """``"closed"``, ``"open"`` or ``"half_open"``."""
+        state = self._effective(await self._load())
+        self.last_state = state
+        return state
+
+    async def snapshot(self) -> BreakerSnapshot:
+        """State, since when, why, failures counted, next trial time."""
+        data = await self._load()
+        state = self._effective(data)
+        self.last_state = state
+        failures = data.get("failures", 0)
+        if state == "closed" and not data.get("forced"):
+            failures = await self._window_sum("f", self._settings())
+        return BreakerSnapshot(
+            provider=self.name,
+            state=state,
+            since=_utc(data.get("since")),
+            reason=data.get("reason"),
+            failures=int(failures),
+            next_trial=_utc(data.get("retry_at")) if state != "closed" else None,
+            forced=bool(data.get("forced", False)),
+        )
+
+    async def force_open(self, reason: str = "forced open") -> None:
+        """Skip this provider until ``force_close()`` or ``reset()``."""
+        data = await self._load()
+        new = {
+            "state": "open",
+            "since": self._clock.time(),
+            "retry_at": math.inf,
+            "reason": reason,
+            "forced": True,
+        }
+        await self._store(new, reason=reason, previous=self._effective(data))
+
+    async def force_close(self, reason: str = "forced closed") -> None:
+        """Call this provider whatever happens, until ``reset()``."""
+        data = await self._load()
+        await self._clear_window(self._settings())
+        new = {"state": "closed", "since": self._clock.time(), "reason": reason, "forced": True}
+        await self._store(new, reason=reason, previous=self._effective(data))
+
+    async def reset(self) -> None:
+        """Back to closed with nothing counted, and no longer forced."""
+        data = await self._load()
+        await self._close(self._settings(), reason="reset", previous=self._effective(data))
+
+    def __repr__(self) -> str:
+        return f"ProviderBreaker({self.name!r}, last_state={self.last_state!r})"
