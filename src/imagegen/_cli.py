@@ -1,0 +1,171 @@
+"""The ``imagegen`` command: generate an image, or read the statistics.
+
+Configuration comes from the environment, as for ``ImageGenerator.from_env()``:
+with no provider key set it runs offline on the placeholder provider, storing
+under ``./imagegen-data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+import anyio
+
+from ._errors import AllProvidersFailed, CircuitOpen, ImageGenError, InvalidConfig, InvalidRequest
+from ._generator import ImageGenerator
+from ._models import Event, ImageRequest
+from .storage import LocalStorage
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: easy to read and to grep.
+        self.exit(2, f"imagegen: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="imagegen", description="Prompt in, stored image out.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = commands.add_parser("generate", help="make one image and print where it went")
+    gen.add_argument("prompt", help="what to draw")
+    gen.add_argument("--width", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
+    gen.add_argument("--height", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
+    gen.add_argument("--seed", type=int, default=None, help="0 to 2**32-1")
+    gen.add_argument("--format", default="png", help="png, jpeg or webp")
+    gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")
+    gen.add_argument("--timeout", type=float, default=None, help="overall deadline, seconds")
+    gen.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    stats = commands.add_parser("stats", help="print per-day, per-provider statistics")
+    stats.add_argument("--since", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
+    stats.add_argument("--until", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
+    stats.add_argument("--provider", default=None, help="only this provider")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+class _Progress:
+    """Live progress on a terminal: which providers run, fail and win."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        line = None
+        if event.kind == "attempt_started":
+            line = f"  … {event.provider} started (try {event.data.get('try')})"
+        elif event.kind == "attempt_finished":
+            outcome = event.data.get("outcome")
+            if outcome == "success":
+                line = f"  ✓ {event.provider} won"
+            elif outcome == "cancelled":
+                line = f"  · {event.provider} cancelled"
+            else:
+                line = f"  ✗ {event.provider} failed: {event.data.get('error')}"
+        elif event.kind == "retry_scheduled":
+            line = f"  ↻ {event.provider} retry in {event.data.get('delay', 0):.1f}s"
+        if line is not None:
+            print(line, file=self.stream, flush=True)
+
+
+def _where(gen: ImageGenerator, key: str | None, url: str | None) -> str:
+    if key is not None and isinstance(gen.storage, LocalStorage):
+        return str(gen.storage.path_for(key))
+    return url or "(not stored)"
+
+
+async def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    request = ImageRequest(
+        prompt=args.prompt,
+        width=args.width,
+        height=args.height,
+        seed=args.seed,
+        output_format=args.format,
+    )
+    gen = ImageGenerator.from_env()
+    async with gen:
+        if args.out is not None:
+            gen.storage = LocalStorage(args.out)
+        if args.timeout is not None:
+            gen.configure(timeout=args.timeout)
+        if not args.json and err.isatty():
+            gen._hooks = (*gen._hooks, _Progress(err))  # noqa: SLF001 - our own CLI
+        result = await gen.generate(request)
+        if args.json:
+            payload = result.to_dict()
+            payload["path"] = _where(gen, result.key, result.url)
+            print(json.dumps(payload, indent=2), file=out)
+        else:
+            note = " (default image)" if result.is_default else ""
+            print(_where(gen, result.key, result.url), file=out)
+            print(
+                f"{result.width}x{result.height} {result.content_type} from {result.provider}"
+                f"{note} in {result.elapsed:.2f}s",
+                file=err,
+            )
+    return 0
+
+
+async def _stats(args: argparse.Namespace, out: TextIO) -> int:
+    async with ImageGenerator.from_env() as gen:
+        rows = await gen.stats(since=args.since, until=args.until, provider=args.provider)
+    if args.json:
+        payload: list[dict[str, Any]] = [
+            {
+                "day": r.day.isoformat(),
+                "provider": r.provider,
+                "requests": r.requests,
+                "successes": r.successes,
+                "failures": r.failures,
+                "cancelled": r.cancelled,
+                "failures_by_kind": dict(r.failures_by_kind),
+                "p50": r.p50,
+                "p90": r.p90,
+                "p99": r.p99,
+            }
+            for r in rows
+        ]
+        print(json.dumps(payload, indent=2), file=out)
+        return 0
+    print(
+        f"{'day':<10}  {'provider':<16} {'req':>6} {'ok':>6} {'fail':>6} {'p50':>7} {'p99':>7}",
+        file=out,
+    )
+    for r in rows:
+        p50 = f"{r.p50:.2f}s" if r.p50 is not None else "-"
+        p99 = f"{r.p99:.2f}s" if r.p99 is not None else "-"
+        print(
+            f"{r.day.isoformat():<10}  {r.provider:<16} {r.requests:>6} {r.successes:>6} "
+            f"{r.failures:>6} {p50:>7} {p99:>7}",
+            file=out,
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad arguments)."""
+    args = _parser().parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.command == "generate":
+            return anyio.run(_generate, args, out, err)
+        return anyio.run(_stats, args, out)
+    except (InvalidRequest, InvalidConfig) as exc:
+        print(f"imagegen: error: {exc}", file=err)
+        return 2
+    except (AllProvidersFailed, CircuitOpen) as exc:
+        print(f"imagegen: {exc}", file=err)
+        return 1
+    except ImageGenError as exc:
+        print(f"imagegen: {type(exc).__name__}: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
