@@ -5,10 +5,6 @@ Everything public is importable from here; the submodules ``imagegen.providers``
 ``imagegen.testing`` hold the same names grouped by part.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 from ._clock import Clock, SystemClock
 from ._download import DownloadPolicy
 from ._errors import (
@@ -40,6 +36,7 @@ from .strategies import (
     ProviderBreaker,
     Race,
     Retry,
+    Selection,
 )
 
 __all__ = [
@@ -82,6 +79,7 @@ __all__ = [
     "Record",
     "Retry",
     "SQLiteState",
+    "Selection",
     "StateBackend",
     "Storage",
     "StorageError",
@@ -92,7 +90,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415 - only when asked
 

@@ -90,14 +90,14 @@ async def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         seed=args.seed,
         output_format=args.format,
     )
-    gen = ImageGenerator.from_env()
-    async with gen:
-        if args.out is not None:
-            gen.storage = LocalStorage(args.out)
-        if args.timeout is not None:
-            gen.configure(timeout=args.timeout)
-        if not args.json and err.isatty():
-            gen._hooks = (*gen._hooks, _Progress(err))  # noqa: SLF001 - our own CLI
+    overrides: dict[str, Any] = {}
+    if args.out is not None:
+        overrides["storage"] = LocalStorage(args.out)
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    if not args.json and err.isatty():
+        overrides["hooks"] = [_Progress(err)]
+    async with ImageGenerator.from_env(**overrides) as gen:
         result = await gen.generate(request)
         if args.json:
             payload = result.to_dict()

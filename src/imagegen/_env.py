@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ _NOT_YET = {
     "IMAGEGEN_R2_BUCKET": "R2Storage",
     "IMAGEGEN_R2_ACCOUNT_ID": "R2Storage",
 }
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
 
 
@@ -34,9 +37,9 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidConfig(
-            f"{name} must be a number of seconds (got {raw!r})", field=name
-        ) from None
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise InvalidConfig(f"{name} must be a number of seconds > 0 (got {raw!r})", field=name)
     return value
 
 
@@ -55,8 +58,14 @@ def settings_from_env(
             "%s set, but hosted providers are not available in this version; using Placeholder",
             ", ".join(keys),
         )
-    data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data")
+    data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data").absolute()
     namespace = environment or environ.get("IMAGEGEN_ENV") or None
+    if namespace is not None and not _NAMESPACE.match(namespace):
+        source = "environment" if environment else "IMAGEGEN_ENV"
+        raise InvalidConfig(
+            f"{source} must be 1-64 of letters, digits, '_' and '-' (got {namespace!r})",
+            field=source,
+        )
     strategy_name = (environ.get("IMAGEGEN_STRATEGY") or "race").strip().lower()
     if strategy_name not in _STRATEGIES:
         raise InvalidConfig(

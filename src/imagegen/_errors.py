@@ -250,5 +250,8 @@ def error_from_dict(data: Mapping[str, Any]) -> ImageGenError:
     if issubclass(cls, InvalidRequest | InvalidConfig):
         return cls(message, field=str(data.get("field", "")))
     if issubclass(cls, _AttemptsError):
-        return cls(message, generation_id=data.get("generation_id"))
+        from ._models import Attempt  # noqa: PLC0415 - _models imports this module
+
+        attempts = tuple(Attempt.from_dict(a) for a in data.get("attempts", ()))
+        return cls(message, attempts=attempts, generation_id=data.get("generation_id"))
     return cls(message)

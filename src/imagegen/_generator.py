@@ -264,7 +264,9 @@ class ImageGenerator:
         self._owns_http = http is None
         self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
         self._closed = False
-        prefix = f"{namespace}:" if namespace else ""
+        # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
+        # ":", so no namespace's keys can ever match another's prefix scan.
+        prefix = f"imagegen:{namespace or ''}:"
         self._key_prefix = f"{namespace}/" if namespace else ""
         self._tracker = Tracker(self.state, prefix=prefix)
         self._breakers = {
@@ -279,6 +281,9 @@ class ImageGenerator:
             for p in providers
         }
         self._latency: dict[str, LatencyWindow] = defaultdict(LatencyWindow)
+        self._loggers = {
+            p.name: logging.getLogger(f"imagegen.providers.{p.name}") for p in providers
+        }
         self._hedge_budget = HedgeBudget(self.clock)
 
     # -- resources ----------------------------------------------------------------
@@ -406,9 +411,7 @@ class ImageGenerator:
             job_id=job_id,
         )
         await self._save_record(gen, status="running")
-        await self._emit(
-            Event(kind="generation_started", generation_id=gen.id, data=request.summary())
-        )
+        await self._event("generation_started", gen.id, None, request.summary)
         try:
             result = await self._run(gen, config)
         except ImageGenError as error:
@@ -548,17 +551,10 @@ class ImageGenerator:
                     clock=clock,
                     generation_id=gen.id,
                     job_id=gen.job_id,
-                    logger=logging.getLogger(f"imagegen.providers.{name}"),
+                    logger=self._loggers[name],
                     http_factory=self._http_client,
                 )
-                await self._emit(
-                    Event(
-                        kind="attempt_started",
-                        generation_id=gen.id,
-                        provider=name,
-                        data={"try": tries},
-                    )
-                )
+                await self._event("attempt_started", gen.id, name, {"try": tries})
                 in_flight = True
                 output: _Output | None = None
                 with clock.deadline_scope(limit) as scope:
@@ -598,13 +594,11 @@ class ImageGenerator:
                 delay = config.retry.backoff(tries, error.retry_after)
                 if clock.monotonic() + delay >= stage_deadline:
                     break
-                await self._emit(
-                    Event(
-                        kind="retry_scheduled",
-                        generation_id=gen.id,
-                        provider=name,
-                        data={"try": tries, "delay": delay, "error": error.kind},
-                    )
+                await self._event(
+                    "retry_scheduled",
+                    gen.id,
+                    name,
+                    {"try": tries, "delay": delay, "error": error.kind},
                 )
                 await clock.sleep(delay)
                 if not await breaker.allow():
@@ -690,13 +684,11 @@ class ImageGenerator:
         gen.attempts.append(attempt)
         if error is not None:
             logger.info("%s failed for generation %s: %r", provider, gen.id, error)
-        await self._emit(
-            Event(
-                kind="attempt_finished",
-                generation_id=gen.id,
-                provider=provider,
-                data={"outcome": outcome, "error": error.kind if error else None, "tries": tries},
-            )
+        await self._event(
+            "attempt_finished",
+            gen.id,
+            provider,
+            {"outcome": outcome, "error": error.kind if error else None, "tries": tries},
         )
 
     async def _default(self, gen: _Generation, config: _Config) -> _Output:
@@ -711,12 +703,15 @@ class ImageGenerator:
                 generation_id=gen.id,
                 http_factory=self._http_client,
             )
-            try:
-                with self.clock.deadline_scope(gen.deadline):
+            with self.clock.deadline_scope(gen.deadline) as scope:
+                try:
                     output = await self._call(default, request, ctx)
-            except Exception as exc:
-                logger.warning("the default image provider failed: %r", exc)
-                raise self._failure(gen) from exc
+                except Exception as exc:
+                    logger.warning("the default image provider failed: %r", exc)
+                    raise self._failure(gen) from exc
+            if scope.cancelled_caught:
+                logger.warning("the default image provider did not answer by the deadline")
+                raise self._failure(gen)
             output = attrs.evolve(output, provider="default")
         else:
             if isinstance(default, bytes):
@@ -846,18 +841,16 @@ class ImageGenerator:
     ) -> None:
         status = "succeeded" if result is not None else "failed"
         await self._save_record(gen, status=status, result=result, error=error)
-        await self._emit(
-            Event(
-                kind="generation_finished",
-                generation_id=gen.id,
-                provider=result.provider if result else None,
-                data={
-                    "status": status,
-                    "is_default": result.is_default if result else False,
-                    "elapsed": self.clock.monotonic() - gen.started,
-                    "error": error.kind if error else None,
-                },
-            )
+        await self._event(
+            "generation_finished",
+            gen.id,
+            result.provider if result else None,
+            {
+                "status": status,
+                "is_default": result.is_default if result else False,
+                "elapsed": self.clock.monotonic() - gen.started,
+                "error": error.kind if error else None,
+            },
         )
 
     async def _count(
@@ -879,6 +872,21 @@ class ImageGenerator:
         except Exception:
             # Statistics are worth less than the image: log and go on.
             logger.warning("could not count a %s call to %s", outcome, provider, exc_info=True)
+
+    async def _event(
+        self,
+        kind: str,
+        generation_id: str | None,
+        provider: str | None,
+        data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    ) -> None:
+        # The hot path: build the Event only when a hook or the debug log wants it.
+        if self._hooks or logger.isEnabledFor(logging.DEBUG):
+            if callable(data):
+                data = data()
+            await self._emit(
+                Event(kind=kind, generation_id=generation_id, provider=provider, data=data)
+            )
 
     async def _emit(self, event: Event) -> None:
         logger.debug(
@@ -947,7 +955,7 @@ class ImageGenerator:
         config = self._config
         states = {p.name: await self._breakers[p.name].state() for p in config.providers}
         try:
-            await self.state.get(f"{self.namespace or ''}:health")
+            await self.state.get(f"imagegen:{self.namespace or ''}:health")
             backend = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
             backend = f"error: {type(exc).__name__}"
@@ -960,15 +968,20 @@ class ImageGenerator:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, environment: str | None = None
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        environment: str | None = None,
+        **overrides: Any,
     ) -> ImageGenerator:
         """Build a generator from environment variables.
 
         With no provider key set it works offline: the :class:`Placeholder`
         provider, :class:`LocalStorage` and :class:`SQLiteState` under
         ``IMAGEGEN_DATA_DIR`` (default ``./imagegen-data``). ``environment`` (or
-        ``IMAGEGEN_ENV``) becomes the namespace. See ``docs/configuration.md``
-        for every variable.
+        ``IMAGEGEN_ENV``) becomes the namespace. ``overrides`` are constructor
+        keywords that replace what the environment says (``hooks=``, ``storage=``...).
+        See ``docs/configuration.md`` for every variable.
 
         Raises:
             InvalidConfig: A variable holds a bad value; the message names it.
@@ -978,7 +991,7 @@ class ImageGenerator:
         kwargs, owned = settings_from_env(
             os.environ if environ is None else environ, environment=environment
         )
-        generator = cls(**kwargs)
+        generator = cls(**{**kwargs, **overrides})
         generator._owned.extend(owned)
         return generator
 

@@ -80,6 +80,8 @@ def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
 
 
 def _webp_dimensions(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 30:  # the longest header read below ends at byte 30
+        return None
     chunk = data[12:16]
     if chunk == b"VP8X":
         width = int.from_bytes(data[24:27], "little") + 1

@@ -105,7 +105,10 @@ class Tracker:
         """One row per (day, provider) within ``since``..``until`` (inclusive), sorted."""
         rows: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         for key in await self.state.scan(self._stats):
-            day, name, what = key[len(self._stats) :].split(":", 2)
+            parts = key[len(self._stats) :].split(":", 2)
+            if len(parts) != 3:
+                continue  # not one of our counters
+            day, name, what = parts
             date = dt.date.fromisoformat(day)
             if (
                 (since and date < since)

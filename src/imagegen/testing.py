@@ -161,8 +161,11 @@ class FakeClock:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None  # noqa: S101 - set by __aenter__
+        # Stop the autojump task, and let the body's own exception (if any) propagate
+        # as it is, not wrapped in an ExceptionGroup by the task group.
         self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        await self._tg.__aexit__(None, None, None)
+        return None
 
     def __repr__(self) -> str:
         return f"FakeClock(monotonic={self._now!r})"

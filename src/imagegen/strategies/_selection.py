@@ -162,6 +162,9 @@ async def staggered(
     regardless (0: at once; None: only after a failure). ``may_hedge`` is asked
     before each start that a delay (not a failure) triggers.
     """
+    if len(candidates) == 1:
+        # Nothing to race against: skip the task group.
+        return await attempt(candidates[0])
     winner: list[_T] = []
     failures = 0
     wake = anyio.Event()

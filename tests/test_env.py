@@ -1,0 +1,217 @@
+"""ImageGenerator.from_env(): offline defaults, namespaces and refused settings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+
+from imagegen import (
+    DEFAULT,
+    Fallback,
+    Hedge,
+    ImageGenerator,
+    InvalidConfig,
+    LocalStorage,
+    Placeholder,
+    Race,
+    SQLiteState,
+)
+
+PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
+
+
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    """An environment with nothing but a data directory."""
+    return {"IMAGEGEN_DATA_DIR": str(tmp_path)}
+
+
+class TestOfflineDefaults:
+    def test_parts(self, environ: dict[str, str], tmp_path: Path) -> None:
+        """No key: one Placeholder, LocalStorage in DATA_DIR/images, SQLite at DATA_DIR."""
+        gen = ImageGenerator.from_env(environ)
+        assert [type(p) for p in gen.providers] == [Placeholder]
+        assert isinstance(gen.storage, LocalStorage)
+        assert gen.storage.directory == tmp_path / "images"
+        assert gen.storage.base_url is None
+        assert isinstance(gen.state, SQLiteState)
+        assert gen.state.path == tmp_path / "state.sqlite3"
+        assert gen.namespace is None
+        assert isinstance(gen._config.strategy, Race)
+        assert gen.timeout == 30.0
+        assert gen._config.default_image is DEFAULT
+
+    def test_default_data_dir_is_relative_to_cwd(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without IMAGEGEN_DATA_DIR everything goes under ./imagegen-data."""
+        monkeypatch.chdir(tmp_path)
+        gen = ImageGenerator.from_env({})
+        assert isinstance(gen.storage, LocalStorage)
+        assert isinstance(gen.state, SQLiteState)
+        data = (tmp_path / "imagegen-data").resolve()
+        assert gen.storage.directory.resolve() == data / "images"
+        assert gen.state.path.resolve() == data / "state.sqlite3"
+
+    def test_reads_os_environ_when_none_given(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """from_env() with no mapping reads os.environ."""
+        monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path / "from-os"))
+        for name in PROVIDER_KEYS:
+            monkeypatch.delenv(name, raising=False)
+        gen = ImageGenerator.from_env()
+        assert isinstance(gen.state, SQLiteState)
+        assert gen.state.path == tmp_path / "from-os" / "state.sqlite3"
+
+    def test_public_base_url(self, environ: dict[str, str]) -> None:
+        """IMAGEGEN_PUBLIC_BASE_URL becomes the LocalStorage base URL."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_PUBLIC_BASE_URL": "https://cdn.test"})
+        assert isinstance(gen.storage, LocalStorage)
+        assert gen.storage.url_for("a/b.png") == "https://cdn.test/a/b.png"
+
+    @pytest.mark.anyio
+    async def test_end_to_end(self, environ: dict[str, str], tmp_path: Path) -> None:
+        """A generation is stored as a file, recorded in SQLite, and aclose() is idempotent."""
+        gen = ImageGenerator.from_env(environ)
+        result = await gen.generate("a lighthouse at dusk", width=64, height=64)
+        assert result.provider == "placeholder"
+        assert not result.is_default
+        assert result.data is None
+        assert result.key is not None
+        assert isinstance(gen.storage, LocalStorage)
+        path = gen.storage.path_for(result.key)
+        assert path.is_relative_to(tmp_path / "images")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == result.sha256
+        assert result.url == path.as_uri()
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.status == "succeeded"
+        assert record.key == result.key
+        assert (tmp_path / "state.sqlite3").is_file()
+        await gen.aclose()
+        await gen.aclose()
+
+    @pytest.mark.anyio
+    async def test_state_persists_across_generators(self, environ: dict[str, str]) -> None:
+        """A second generator on the same data dir reads the first one's record and stats."""
+        async with ImageGenerator.from_env(environ) as first:
+            result = await first.generate("x", width=64, height=64)
+        async with ImageGenerator.from_env(environ) as second:
+            record = await second.record(result.id)
+            rows = await second.stats()
+        assert record is not None
+        assert record.id == result.id
+        assert [(r.provider, r.requests, r.successes) for r in rows] == [("placeholder", 1, 1)]
+
+
+class TestEnvironments:
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("environment", "extra"),
+        [
+            pytest.param("staging", {}, id="argument"),
+            pytest.param(None, {"IMAGEGEN_ENV": "staging"}, id="variable"),
+            pytest.param("staging", {"IMAGEGEN_ENV": "production"}, id="argument-wins"),
+        ],
+    )
+    async def test_namespace(
+        self, environ: dict[str, str], environment: str | None, extra: dict[str, str]
+    ) -> None:
+        """The environment becomes the namespace and prefixes every stored key."""
+        async with ImageGenerator.from_env({**environ, **extra}, environment=environment) as gen:
+            assert gen.namespace == "staging"
+            result = await gen.generate("x", width=64, height=64)
+        assert result.key is not None
+        assert result.key.startswith("staging/")
+
+    @pytest.mark.anyio
+    async def test_environments_do_not_meet(self, environ: dict[str, str]) -> None:
+        """Generators of different environments on one data dir never see each other's data."""
+        async with (
+            ImageGenerator.from_env(environ, environment="staging") as staging,
+            ImageGenerator.from_env(environ, environment="production") as production,
+            ImageGenerator.from_env(environ) as plain,
+        ):
+            result = await staging.generate("x", width=64, height=64)
+            assert await staging.record(result.id) is not None
+            assert await production.record(result.id) is None
+            assert await plain.record(result.id) is None
+            assert len(await staging.stats()) == 1
+            assert await production.stats() == []
+            assert await plain.stats() == []
+
+    def test_bad_environment_name_is_refused(self, environ: dict[str, str]) -> None:
+        """An environment name that cannot be a key prefix raises InvalidConfig."""
+        with pytest.raises(InvalidConfig):
+            ImageGenerator.from_env(environ, environment="not/allowed")
+
+
+class TestSettings:
+    @pytest.mark.parametrize(
+        ("value", "kind"),
+        [
+            ("race", Race),
+            ("hedge", Hedge),
+            ("fallback", Fallback),
+            (" Fallback ", Fallback),
+            ("", Race),
+        ],
+    )
+    def test_strategy(self, environ: dict[str, str], value: str, kind: type) -> None:
+        """IMAGEGEN_STRATEGY picks Race, Hedge or Fallback (case and spaces ignored)."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_STRATEGY": value})
+        assert type(gen._config.strategy) is kind
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("IMAGEGEN_STRATEGY", "random"),
+            ("IMAGEGEN_TIMEOUT", "abc"),
+            ("IMAGEGEN_REDIS_URL", "redis://localhost:6379/0"),
+            ("IMAGEGEN_R2_BUCKET", "images"),
+            ("IMAGEGEN_R2_ACCOUNT_ID", "abc123"),
+        ],
+    )
+    def test_refused(self, environ: dict[str, str], name: str, value: str) -> None:
+        """A bad or not-yet-supported variable raises InvalidConfig naming it."""
+        with pytest.raises(InvalidConfig, match=name) as info:
+            ImageGenerator.from_env({**environ, name: value})
+        assert info.value.field == name
+
+    @pytest.mark.parametrize(("value", "timeout"), [("12.5", 12.5), ("3", 3.0), ("", 30.0)])
+    def test_timeout(self, environ: dict[str, str], value: str, timeout: float) -> None:
+        """IMAGEGEN_TIMEOUT sets the overall timeout; empty means the default."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_TIMEOUT": value})
+        assert gen.timeout == timeout
+
+    @pytest.mark.parametrize("value", ["none", "None", " NONE "])
+    def test_no_default_image(self, environ: dict[str, str], value: str) -> None:
+        """IMAGEGEN_DEFAULT_IMAGE=none turns the default image off."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_DEFAULT_IMAGE": value})
+        assert gen._config.default_image is None
+
+    @pytest.mark.parametrize("key", PROVIDER_KEYS)
+    def test_provider_key_warns_without_leaking(
+        self, environ: dict[str, str], key: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A provider key logs a warning naming it (never its value) and Placeholder is used."""
+        secret = "sk-secret-value-123"
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            gen = ImageGenerator.from_env({**environ, key: secret})
+        assert [type(p) for p in gen.providers] == [Placeholder]
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert key in warnings[0].getMessage()
+        assert secret not in caplog.text
+
+    def test_no_warning_without_keys(
+        self, environ: dict[str, str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With no provider key nothing is logged at warning level."""
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            ImageGenerator.from_env(environ)
+        assert caplog.records == []

@@ -1,0 +1,262 @@
+"""The generator's less travelled paths: odd providers, failing parts, hotlinks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import runpy
+import sys
+from collections.abc import Mapping
+
+import pytest
+
+from imagegen import (
+    DEFAULT,
+    AllProvidersFailed,
+    CircuitBreaker,
+    ImageGenerator,
+    ImageRequest,
+    InvalidRequest,
+    MemoryState,
+    MemoryStorage,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ProviderImage,
+    ProviderUnavailable,
+    Race,
+    Retry,
+    StorageError,
+    StoredObject,
+)
+from imagegen.testing import FakeClock, FakeProvider, failing, hanging, instant, slow
+
+pytestmark = pytest.mark.anyio
+
+
+class Picky(Provider):
+    """Refuses every request with the library's own InvalidRequest."""
+
+    name = "picky"
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        raise InvalidRequest("prompt too long for this model", field="prompt")
+
+
+class WrongType(Provider):
+    name = "wrongtype"
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        return b"\x89PNG not wrapped"  # type: ignore[return-value]
+
+
+class Stock(Provider):
+    name = "stock"
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        return ProviderImage(
+            url="https://images.example/photo-1?w=512",
+            hotlink=True,
+            attribution="Photo by Jane Doe",
+            width=request.width,
+            height=request.height,
+        )
+
+
+class BadCancel(FakeProvider):
+    async def cancel(self, handle: object, ctx: ProviderContext) -> None:
+        raise RuntimeError("cancel endpoint down")
+
+
+class RefusingStorage(MemoryStorage):
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
+    ) -> StoredObject:
+        raise StorageError("bucket refused the write")
+
+
+class NoCounters(MemoryState):
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        if ":stats:" in key:
+            raise ConnectionError("stats shard down")
+        return await super().incr(key, amount, ttl=ttl)
+
+
+class Unreachable(MemoryState):
+    async def get(self, key: str) -> bytes | None:
+        if key.endswith(":health"):
+            raise ConnectionError("no route")
+        return await super().get(key)
+
+
+class NoFinalRecord(MemoryState):
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        if b'"succeeded"' in value:
+            raise ConnectionError("backend gone")
+        await super().set(key, value, ttl=ttl)
+
+
+class TestOddProviders:
+    async def test_provider_raising_invalid_request(self, clock: FakeClock) -> None:
+        """A provider's own InvalidRequest fails its attempt as a bad request, not counted."""
+        gen = ImageGenerator(
+            providers=[Picky(), instant("b", tier=1)],
+            breaker=CircuitBreaker(failure_threshold=1),
+            clock=clock,
+        )
+        result = await gen.generate("x")
+        assert result.provider == "b"
+        error = result.attempts[0].error
+        assert isinstance(error, ProviderError)
+        assert (error.status, error.retryable) == (400, False)
+        assert await gen.breaker_for("picky").state() == "closed"
+
+    async def test_provider_returning_the_wrong_type(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A generate() that returns something else is a bug: a ProviderError, and logged."""
+        gen = ImageGenerator(providers=[WrongType()], clock=clock)
+        with caplog.at_level(logging.ERROR, logger="imagegen"):
+            result = await gen.generate("x")
+        assert result.is_default
+        # The error names the exception type only: a bug's message could hold a secret.
+        assert "TypeError" in str(result.attempts[0].error)
+        assert "not a ProviderImage" in caplog.text
+
+    async def test_hotlinked_output_is_not_stored(self, clock: FakeClock) -> None:
+        """A hotlink result keeps the provider's URL and credit; storage stays empty."""
+        storage = MemoryStorage()
+        gen = ImageGenerator(providers=[Stock()], storage=storage, clock=clock)
+        result = await gen.generate("x", width=512, height=512)
+        assert result.url == "https://images.example/photo-1?w=512"
+        assert (result.key, result.data, result.size) == (None, None, 0)
+        assert result.attribution == "Photo by Jane Doe"
+        assert storage.objects == {}
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.url == result.url
+
+    async def test_failing_remote_cancel_is_logged(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A cancel() that raises is logged and does not disturb the winner."""
+        loser = BadCancel("loser", hang=True, handle="h")
+        gen = ImageGenerator(providers=[loser, slow("winner", 1.0)], clock=clock)
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            result = await gen.generate("x")
+        assert result.provider == "winner"
+        assert "cancelling loser" in caplog.text
+
+
+class TestRetryMeetsBreaker:
+    async def test_breaker_opening_stops_retries(self, clock: FakeClock) -> None:
+        """Once the provider's breaker opens, its remaining retries are not made."""
+        provider = failing("a", ProviderUnavailable)
+        gen = ImageGenerator(
+            providers=[provider],
+            retry=Retry(attempts=5, initial=0.1),
+            breaker=CircuitBreaker(failure_threshold=1),
+            clock=clock,
+        )
+        await gen.generate("x")
+        assert provider.calls == 1
+
+    async def test_cancelled_during_backoff_is_not_a_cancelled_call(self, clock: FakeClock) -> None:
+        """A provider waiting to retry when the race is won counts no cancelled call."""
+        gen = ImageGenerator(
+            providers=[
+                FakeProvider("a", errors=[ProviderUnavailable("x", retry_after=5.0)]),
+                slow("b", 1.0),
+            ],
+            strategy=Race(),
+            clock=clock,
+        )
+        result = await gen.generate("x")
+        assert result.provider == "b"
+        rows = {row.provider: row for row in await gen.stats()}
+        assert (rows["a"].requests, rows["a"].failures, rows["a"].cancelled) == (1, 1, 0)
+        assert {a.provider: a.outcome for a in result.attempts}["a"] == "cancelled"
+
+    async def test_trial_taken_by_someone_else(self, clock: FakeClock) -> None:
+        """If the awaited trial slot is gone when it comes, the default image is served."""
+        gen = ImageGenerator(
+            providers=[failing("a", ProviderUnavailable)],
+            retry=Retry(attempts=1),
+            breaker=CircuitBreaker(failure_threshold=1, reset_timeout=5.0),
+            clock=clock,
+        )
+        await gen.generate("x")
+        breaker = gen.breaker_for("a")
+
+        async def never() -> bool:
+            return False
+
+        breaker.allow = never  # type: ignore[method-assign]
+        start = clock.monotonic()
+        result = await gen.generate("x")
+        assert result.is_default
+        assert clock.monotonic() - start == pytest.approx(5.0)
+
+
+class TestFailingParts:
+    async def test_storage_error_passes_through(self, clock: FakeClock) -> None:
+        """A StorageError from the storage is raised as it is."""
+        gen = ImageGenerator(providers=[instant("a")], storage=RefusingStorage(), clock=clock)
+        with pytest.raises(StorageError, match="bucket refused"):
+            await gen.generate("x")
+
+    async def test_broken_statistics_do_not_fail_generation(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Counters that cannot be written are logged; the image still comes back."""
+        gen = ImageGenerator(providers=[instant("a")], state=NoCounters(), clock=clock)
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            result = await gen.generate("x")
+        assert result.provider == "a"
+        assert "could not count" in caplog.text
+
+    async def test_final_record_failure_without_storage(self, clock: FakeClock) -> None:
+        """Without storage, a failed final record still raises StorageError."""
+        gen = ImageGenerator(providers=[instant("a")], state=NoFinalRecord(), clock=clock)
+        with pytest.raises(StorageError, match="record"):
+            await gen.generate("x")
+
+    async def test_health_reports_an_unreachable_backend(self, clock: FakeClock) -> None:
+        """health() is degraded, naming the error, when the backend does not answer."""
+        gen = ImageGenerator(providers=[instant("a")], state=Unreachable(), clock=clock)
+        health = await gen.health()
+        assert (health["status"], health["state"]) == ("degraded", "error: ConnectionError")
+
+
+class TestSmallThings:
+    def test_default_sentinel_repr(self) -> None:
+        """DEFAULT shows as DEFAULT in reprs and docs."""
+        assert repr(DEFAULT) == "DEFAULT"
+
+    async def test_stats_accept_datetimes(self, clock: FakeClock) -> None:
+        """since/until may be aware or naive datetimes; they select whole UTC days."""
+        gen = ImageGenerator(providers=[instant("a")], clock=clock)
+        await gen.generate("x")
+        aware = dt.datetime(2026, 1, 1, 23, 0, tzinfo=dt.UTC)
+        naive = dt.datetime(2026, 1, 1, 1, 0)  # noqa: DTZ001 - the naive case is the point
+        assert [r.provider for r in await gen.stats(since=aware, until=naive)] == ["a"]
+        assert await gen.stats(until=dt.datetime(2025, 12, 31, tzinfo=dt.UTC)) == []
+
+    async def test_hanging_default_provider_is_bounded(self, clock: FakeClock) -> None:
+        """A default-image provider that hangs cannot hold generate() past the deadline."""
+        gen = ImageGenerator(
+            providers=[failing("a")], default_image=hanging("backup"), timeout=10.0, clock=clock
+        )
+        with pytest.raises(AllProvidersFailed):
+            await gen.generate("x")
+        assert clock.monotonic() <= 10.0
+
+    def test_python_dash_m_runs_the_cli(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """python -m imagegen is the imagegen command."""
+        monkeypatch.setattr(sys, "argv", ["imagegen", "generate", "x", "--width", "7"])
+        with pytest.raises(SystemExit) as info:
+            runpy.run_module("imagegen", run_name="__main__")
+        assert info.value.code == 2
+        assert "width" in capsys.readouterr().err
