@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from imagegen import (
@@ -67,7 +68,7 @@ class FailingState(MemoryState):
         self.fail_after = fail_after
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        if key.startswith("record:"):
+        if ":record:" in key:
             self.sets += 1
             if self.sets > self.fail_after:
                 raise ConnectionError("backend gone")
@@ -225,8 +226,6 @@ class TestBadProviders:
 
     async def test_url_output_is_downloaded(self, clock: FakeClock) -> None:
         """A ProviderImage(url=...) is fetched with the generator's client under the policy."""
-        import httpx
-
         png = tiny_png()
 
         def handler(request: httpx.Request) -> httpx.Response:
