@@ -72,39 +72,56 @@ def check_image(data: bytes, policy: DownloadPolicy, provider: str) -> str:
     return content_type
 
 
+def _embedded_ipv4(address: IPAddress) -> IPAddress:
+    # IPv4-mapped (::ffff:a.b.c.d), 6to4 (2002::/16) and Teredo addresses carry an IPv4
+    # address that routes to the same place; judge that one.
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address.teredo is not None:
+            return address.teredo[1]
+    return address
+
+
 def _refused(address: IPAddress, policy: DownloadPolicy) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = _embedded_ipv4(address)
     if address in _METADATA_ADDRESSES:
         return "a cloud metadata address"
+    if address.is_multicast or address.is_unspecified:
+        return "not a unicast address"
     if policy.allow_private_networks:
         return None
     if address.is_loopback or address.is_private or address.is_link_local or address.is_reserved:
         return "a private, loopback or link-local address"
-    if address.is_multicast or address.is_unspecified:
-        return "not a unicast address"
     return None
 
 
+def _refuse(message: str, provider: str) -> ProviderError:
+    return ProviderError(message, provider=provider, retryable=False)
+
+
 async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # bad IPv6 brackets, a port out of range or not a number
+        raise _refuse(f"output URL is malformed: {exc}", provider) from None
     allowed = ("https", "http") if policy.allow_http else ("https",)
-    if parts.scheme not in allowed or not parts.hostname:
-        raise ProviderError(
+    if parts.scheme not in allowed or not host:
+        raise _refuse(
             f"output URL scheme {parts.scheme!r} is not allowed (allowed: {', '.join(allowed)})",
-            provider=provider,
-            retryable=False,
+            provider,
         )
-    host = parts.hostname
     if host.lower().rstrip(".") in _METADATA_HOSTS:
-        raise ProviderError(
-            "output URL points at a cloud metadata host", provider=provider, retryable=False
-        )
+        raise _refuse("output URL points at a cloud metadata host", provider)
     try:
         addresses: list[IPAddress] = [ipaddress.ip_address(host)]
     except ValueError:
+        default_port = 443 if parts.scheme == "https" else 80
         try:
-            infos = await anyio.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+            infos = await anyio.getaddrinfo(host, port or default_port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise ProviderUnavailable(
                 f"cannot resolve output host: {exc}", provider=provider
@@ -113,9 +130,7 @@ async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> None:
     for address in addresses:
         reason = _refused(address, policy)
         if reason is not None:
-            raise ProviderError(
-                f"output URL resolves to {reason}", provider=provider, retryable=False
-            )
+            raise _refuse(f"output URL resolves to {reason}", provider)
 
 
 async def fetch_image(

@@ -53,7 +53,11 @@ class MemoryState:
         if entry is None:
             value, expiry = amount, self._expiry(ttl)
         else:
-            value, expiry = int(entry[0]) + amount, entry[1]
+            try:
+                value, expiry = int(entry[0]) + amount, entry[1]
+            except ValueError:
+                msg = f"the value at {key!r} is not an integer"
+                raise ValueError(msg) from None
         self._data[key] = (str(value).encode(), expiry)
         return value
 

@@ -101,30 +101,42 @@ class SQLiteState:
         now, expires = self._timer(), self._expiry(ttl)
 
         def op(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "INSERT INTO kv (key, value, expires) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?2 "
-                "ELSE CAST(kv.value AS INTEGER) + ?2 END, "
-                "expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?3 "
-                "ELSE kv.expires END "
-                "RETURNING value",
-                (key, amount, expires, now),
-            ).fetchone()
+            # A live value that is not an integer becomes NULL, which the NOT NULL
+            # constraint refuses: the same ValueError MemoryState raises, atomically.
+            try:
+                row = conn.execute(
+                    "INSERT INTO kv (key, value, expires) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (key) DO UPDATE SET "
+                    "value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?2 "
+                    "WHEN CAST(CAST(kv.value AS INTEGER) AS TEXT) = CAST(kv.value AS TEXT) "
+                    "THEN CAST(kv.value AS INTEGER) + ?2 ELSE NULL END, "
+                    "expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?3 "
+                    "ELSE kv.expires END "
+                    "RETURNING value",
+                    (key, amount, expires, now),
+                ).fetchone()
+            except sqlite3.IntegrityError:
+                msg = f"the value at {key!r} is not an integer"
+                raise ValueError(msg) from None
             return int(row[0])
 
         return await self._call(op)
 
     async def scan(self, prefix: str) -> list[str]:
         now = self._timer()
-        # Range on the primary key: literal, and no LIKE escaping to get wrong.
-        upper = prefix + "\U0010ffff"
+        # A range on the primary key: literal (no LIKE escaping to get wrong) and indexed.
+        upper = _successor(prefix)
 
         def op(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                f"SELECT key FROM kv WHERE key >= ? AND key < ? AND {_LIVE} ORDER BY key",
-                (prefix, upper, now),
-            ).fetchall()
+            if upper is None:
+                rows = conn.execute(
+                    f"SELECT key FROM kv WHERE key >= ? AND {_LIVE} ORDER BY key", (prefix, now)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT key FROM kv WHERE key >= ? AND key < ? AND {_LIVE} ORDER BY key",
+                    (prefix, upper, now),
+                ).fetchall()
             return [row[0] for row in rows]
 
         return await self._call(op)
@@ -155,6 +167,19 @@ class SQLiteState:
 
     def __repr__(self) -> str:
         return f"SQLiteState({str(self.path)!r})"
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: none)."""
+    # SQLite compares TEXT as UTF-8 bytes, which order like code points.
+    while prefix and prefix[-1] == "\U0010ffff":
+        prefix = prefix[:-1]
+    if not prefix:
+        return None
+    following = ord(prefix[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded: skip past them
+        following = 0xE000
+    return prefix[:-1] + chr(following)
 
 
 def _as_bytes(value: object) -> bytes:

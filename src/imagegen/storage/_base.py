@@ -59,6 +59,10 @@ class Storage(Protocol):
 def check_key(key: str) -> str:
     """Refuse keys that could escape a directory or a prefix."""
     parts = key.split("/")
-    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"storage key {key!r} must be a relative path without '.', '..' or '//'")
+    # Dot-prefixed names are refused too: they are where LocalStorage keeps temporary files.
+    if not key or "\\" in key or any(not p or p.startswith(".") for p in parts):
+        raise StorageError(
+            f"storage key {key!r} must be a relative path of names that are not empty "
+            "and do not start with '.'"
+        )
     return key

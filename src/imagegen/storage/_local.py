@@ -63,7 +63,10 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         path = self.path_for(key)
-        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        try:
+            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        except OSError as exc:
+            raise StorageError(f"could not delete {key!r}: {exc.strerror or exc}") from exc
 
     def url_for(self, key: str) -> str:
         if self.base_url:

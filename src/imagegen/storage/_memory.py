@@ -22,14 +22,14 @@ class MemoryStorage:
         return StoredObject(key=key, url=self.url_for(key), size=len(data))
 
     async def get(self, key: str) -> bytes | None:
-        entry = self.objects.get(key)
+        entry = self.objects.get(check_key(key))
         return None if entry is None else entry[0]
 
     async def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
+        self.objects.pop(check_key(key), None)
 
     def url_for(self, key: str) -> str:
-        return f"memory://{key}"
+        return f"memory://{check_key(key)}"
 
     async def stats(self) -> StorageStats:
         return StorageStats(

@@ -1,0 +1,310 @@
+"""Storage backends: the shared contract, and LocalStorage's atomic writes and URLs."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import pytest
+
+import imagegen
+from imagegen import LocalStorage, MemoryStorage, Storage, StorageError, StoredObject
+from imagegen.storage import _local
+from imagegen.testing import tiny_png
+
+pytestmark = pytest.mark.anyio
+
+META: dict[str, str] = {}
+
+STORAGES: dict[str, Callable[[Path], Any]] = {
+    "memory": lambda _path: MemoryStorage(),
+    "local": lambda path: LocalStorage(path / "store"),
+}
+
+BAD_KEYS = [
+    "../x.png",
+    "a/../../x.png",
+    "..",
+    "/etc/passwd",
+    "a//b.png",
+    "a\\b.png",
+    "..\\x.png",
+    "",
+    ".",
+    "a/./b.png",
+    "a/",
+    ".hidden.png",
+    "a/.b.png.x1.tmp",
+]
+
+
+@pytest.fixture(params=list(STORAGES))
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Each storage, empty (LocalStorage's directory does not exist yet)."""
+    return STORAGES[request.param](tmp_path)
+
+
+def all_files(directory: Path) -> list[str]:
+    """Every file under ``directory``, as sorted relative paths."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+class TestContract:
+    async def test_is_a_storage(self, storage: Any) -> None:
+        """Every backend satisfies the runtime-checkable Storage protocol."""
+        assert isinstance(storage, imagegen.Storage)
+        assert isinstance(storage, Storage)
+
+    async def test_put_returns_stored_object(self, storage: Any) -> None:
+        """put answers with the key, the key's URL and the size in bytes."""
+        data = tiny_png()
+        stored = await storage.put("2026/a.png", data, content_type="image/png", metadata=META)
+        assert stored == StoredObject(
+            key="2026/a.png", url=storage.url_for("2026/a.png"), size=len(data)
+        )
+
+    async def test_round_trip(self, storage: Any) -> None:
+        """get returns exactly the bytes put."""
+        await storage.put(
+            "x/y/z.png", b"\x89PNG bytes", content_type="image/png", metadata={"a": "b"}
+        )
+        assert await storage.get("x/y/z.png") == b"\x89PNG bytes"
+
+    async def test_absent_key_is_none(self, storage: Any) -> None:
+        """get of a key never put returns None."""
+        assert await storage.get("missing.png") is None
+
+    async def test_put_overwrites(self, storage: Any) -> None:
+        """A second put under the same key replaces the bytes and counts once."""
+        await storage.put("k.png", b"old content", content_type="image/png", metadata=META)
+        await storage.put("k.png", b"new", content_type="image/png", metadata=META)
+        assert await storage.get("k.png") == b"new"
+        assert await storage.stats() == imagegen.StorageStats(objects=1, bytes=3)
+
+    async def test_delete(self, storage: Any) -> None:
+        """delete removes the key; deleting an absent key is fine."""
+        await storage.put("k.png", b"abc", content_type="image/png", metadata=META)
+        await storage.delete("k.png")
+        await storage.delete("k.png")
+        await storage.delete("never/there.png")
+        assert await storage.get("k.png") is None
+
+    async def test_stats(self, storage: Any) -> None:
+        """stats counts objects and bytes, starting from zero on an empty storage."""
+        assert await storage.stats() == imagegen.StorageStats(objects=0, bytes=0)
+        await storage.put("a.png", b"12345", content_type="image/png", metadata=META)
+        await storage.put("d/b.png", b"123", content_type="image/png", metadata=META)
+        assert await storage.stats() == imagegen.StorageStats(objects=2, bytes=8)
+        await storage.delete("a.png")
+        assert await storage.stats() == imagegen.StorageStats(objects=1, bytes=3)
+
+    @pytest.mark.parametrize("key", BAD_KEYS)
+    async def test_put_refuses_escaping_keys(self, storage: Any, key: str) -> None:
+        """Keys with '..', '.', a leading '/', '//' or backslashes are refused, nothing stored."""
+        with pytest.raises(StorageError):
+            await storage.put(key, b"data", content_type="image/png", metadata=META)
+        assert await storage.stats() == imagegen.StorageStats(objects=0, bytes=0)
+
+    async def test_concurrent_puts_leave_one_whole_value(self, storage: Any) -> None:
+        """Racing puts to one key leave exactly one of the complete payloads."""
+        payloads = [bytes([n]) * (1000 + n) for n in range(20)]
+        async with anyio.create_task_group() as tg:
+            for payload in payloads:
+                tg.start_soon(
+                    lambda p=payload: storage.put(
+                        "k.png", p, content_type="image/png", metadata=META
+                    )
+                )
+        assert await storage.get("k.png") in payloads
+        assert (await storage.stats()).objects == 1
+
+    @pytest.mark.parametrize("key", BAD_KEYS)
+    async def test_reads_and_urls_refuse_escaping_keys(self, storage: Any, key: str) -> None:
+        """get, delete and url_for refuse the same keys put refuses."""
+        with pytest.raises(StorageError):
+            await storage.get(key)
+        with pytest.raises(StorageError):
+            await storage.delete(key)
+        with pytest.raises(StorageError):
+            storage.url_for(key)
+
+
+class TestMemoryStorage:
+    def test_url_is_memory_scheme(self) -> None:
+        """MemoryStorage URLs are memory://key."""
+        assert MemoryStorage().url_for("2026/a.png") == "memory://2026/a.png"
+
+
+class TestLocalUrls:
+    @pytest.mark.parametrize(
+        "base_url", ["https://cdn.example.com/img", "https://cdn.example.com/img/"]
+    )
+    @pytest.mark.parametrize(
+        ("key", "expected"),
+        [
+            ("2026/a b.png", "2026/a%20b.png"),
+            ("x#y?.png", "x%23y%3F.png"),
+            ("100%.png", "100%25.png"),
+            ("é.png", "%C3%A9.png"),
+            ("a/b/c.png", "a/b/c.png"),
+        ],
+    )
+    def test_base_url_joins_and_escapes(
+        self, tmp_path: Path, base_url: str, key: str, expected: str
+    ) -> None:
+        """With base_url the key is joined with one '/' and percent-escaped, slashes kept."""
+        assert (
+            LocalStorage(tmp_path, base_url=base_url).url_for(key)
+            == f"https://cdn.example.com/img/{expected}"
+        )
+
+    def test_without_base_url_is_a_file_uri(self, tmp_path: Path) -> None:
+        """Without base_url url_for is the file:// URI of the file the key is stored in."""
+        url = LocalStorage(tmp_path).url_for("2026/a b.png")
+        assert url.startswith("file:///")
+        assert url == (tmp_path.absolute() / "2026" / "a b.png").as_uri()
+        assert url.endswith("/2026/a%20b.png")
+
+    async def test_put_url_uses_base_url(self, tmp_path: Path) -> None:
+        """The StoredObject's url is the base_url-joined URL."""
+        storage = LocalStorage(tmp_path, base_url="https://cdn.example.com/img")
+        stored = await storage.put("2026/a b.png", b"x", content_type="image/png", metadata=META)
+        assert stored.url == "https://cdn.example.com/img/2026/a%20b.png"
+
+    @pytest.mark.parametrize("key", BAD_KEYS)
+    async def test_every_operation_refuses_escaping_keys(self, tmp_path: Path, key: str) -> None:
+        """get, delete and url_for refuse the same keys put refuses, touching nothing outside."""
+        outside = tmp_path / "x.png"
+        outside.write_bytes(b"secret")
+        storage = LocalStorage(tmp_path / "store" / "inner")
+        with pytest.raises(StorageError):
+            await storage.get(key)
+        with pytest.raises(StorageError):
+            await storage.delete(key)
+        with pytest.raises(StorageError):
+            storage.url_for(key)
+        assert outside.read_bytes() == b"secret"
+
+
+class _HalfWriter:
+    """A file handle that writes half of what it is given, then runs out of disk."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __enter__(self) -> _HalfWriter:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self._handle.close()
+
+    def write(self, data: bytes) -> int:
+        self._handle.write(data[: len(data) // 2])
+        self._handle.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def fileno(self) -> int:
+        return int(self._handle.fileno())
+
+
+class _OsProxy:
+    """``os`` with a few functions replaced, for the _local module only."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides.get(name) or getattr(os, name)
+
+
+def _fail_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        _local, "os", _OsProxy(fdopen=lambda fd, mode: _HalfWriter(os.fdopen(fd, mode)))
+    )
+
+
+def _fail_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fsync(_fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(_local, "os", _OsProxy(fsync=fsync))
+
+
+def _fail_replace(monkeypatch: pytest.MonkeyPatch) -> None:
+    class FailingPath(type(Path())):  # type: ignore[misc]
+        def replace(self, target: Any) -> Any:
+            raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_local, "Path", FailingPath)
+
+
+FAILURES = {"write": _fail_write, "fsync": _fail_fsync, "replace": _fail_replace}
+
+
+class TestLocalAtomicWrites:
+    async def test_creates_nested_directories(self, tmp_path: Path) -> None:
+        """put creates the root and every intermediate directory, and the file holds the bytes."""
+        root = tmp_path / "does" / "not" / "exist"
+        storage = LocalStorage(root)
+        await storage.put("2026/05/01/cat.png", tiny_png(), content_type="image/png", metadata=META)
+        assert (root / "2026" / "05" / "01" / "cat.png").read_bytes() == tiny_png()
+
+    async def test_no_temp_files_after_success(self, tmp_path: Path) -> None:
+        """After successful puts (new and overwrite) only the final files exist."""
+        storage = LocalStorage(tmp_path)
+        await storage.put("d/a.png", b"one", content_type="image/png", metadata=META)
+        await storage.put("d/a.png", b"two", content_type="image/png", metadata=META)
+        await storage.put("b.png", b"three", content_type="image/png", metadata=META)
+        assert all_files(tmp_path) == ["b.png", "d/a.png"]
+
+    @pytest.mark.parametrize("failure", list(FAILURES))
+    async def test_failed_write_leaves_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+    ) -> None:
+        """A write failing midway raises StorageError, leaves no final file and no temp file."""
+        storage = LocalStorage(tmp_path)
+        FAILURES[failure](monkeypatch)
+        with pytest.raises(StorageError) as info:
+            await storage.put("d/new.png", tiny_png(), content_type="image/png", metadata=META)
+        assert isinstance(info.value.__cause__, OSError)
+        assert not (tmp_path / "d" / "new.png").exists()
+        assert all_files(tmp_path) == []
+
+    @pytest.mark.parametrize("failure", list(FAILURES))
+    async def test_failed_overwrite_keeps_old_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+    ) -> None:
+        """A failed overwrite never exposes partial content: the old file is intact."""
+        storage = LocalStorage(tmp_path)
+        old = tiny_png(1, 2, 3)
+        await storage.put("d/k.png", old, content_type="image/png", metadata=META)
+        FAILURES[failure](monkeypatch)
+        with pytest.raises(StorageError):
+            await storage.put("d/k.png", b"N" * 50_000, content_type="image/png", metadata=META)
+        monkeypatch.undo()
+        assert await storage.get("d/k.png") == old
+        assert all_files(tmp_path) == ["d/k.png"]
+
+    async def test_delete_failure_is_a_storage_error(self, tmp_path: Path) -> None:
+        """An OSError while deleting (here: the key names a directory) is a StorageError."""
+        storage = LocalStorage(tmp_path)
+        await storage.put("a/b.png", b"x", content_type="image/png", metadata=META)
+        with pytest.raises(StorageError, match="could not delete"):
+            await storage.delete("a")
+        assert await storage.get("a/b.png") == b"x"
+
+    async def test_stats_ignores_dot_prefixed_temp_files(self, tmp_path: Path) -> None:
+        """Dot-prefixed files (in-flight temp files) are not counted by stats."""
+        storage = LocalStorage(tmp_path)
+        await storage.put("d/a.png", b"12345", content_type="image/png", metadata=META)
+        (tmp_path / ".a.png.x1y2.tmp").write_bytes(b"partial" * 100)
+        (tmp_path / "d" / ".a.png.z3.tmp").write_bytes(b"partial" * 100)
+        assert await storage.stats() == imagegen.StorageStats(objects=1, bytes=5)
