@@ -173,7 +173,8 @@ class _Generation:
     id: str
     request: ImageRequest
     started: float
-    deadline: float
+    deadline: float  # generate() returns by then
+    stop: float  # providers stop by then, keeping time back for the default image and storing
     created_at: dt.datetime
     job_id: str | None = None
     attempts: list[Attempt] = attrs.field(factory=list)
@@ -407,6 +408,7 @@ class ImageGenerator:
             request=request,
             started=started,
             deadline=started + config.timeout,
+            stop=started + config.timeout - min(1.0, config.timeout * 0.1),
             created_at=self._utcnow(),
             job_id=job_id,
         )
@@ -426,16 +428,14 @@ class ImageGenerator:
         return result
 
     async def _run(self, gen: _Generation, config: _Config) -> ImageResult:
-        # Keep a little time back for the default image and for storing.
-        stop = gen.deadline - min(1.0, config.timeout * 0.1)
         output = None
-        with self.clock.deadline_scope(stop):
-            output = await self._select(gen, config, stop)
+        with self.clock.deadline_scope(gen.stop):
+            output = await self._select(gen, config)
         if output is None:
             output = await self._default(gen, config)
         return await self._store(gen, output)
 
-    async def _select(self, gen: _Generation, config: _Config, stop: float) -> _Output | None:
+    async def _select(self, gen: _Generation, config: _Config) -> _Output | None:
         tiers = config.tiers()
         stages_left = sum(config.stages(tier) for tier in tiers)
         skipped: list[Provider] = []
@@ -455,15 +455,15 @@ class ImageGenerator:
                         )
                     )
             if allowed:
-                output = await self._run_tier(gen, config, allowed, stages_left, stop)
+                output = await self._run_tier(gen, config, allowed, stages_left)
                 if output is not None:
                     return output
         if skipped and len(skipped) == len(gen.attempts):
-            return await self._earliest_trial(gen, config, skipped, stop)
+            return await self._earliest_trial(gen, config, skipped)
         return None
 
     async def _earliest_trial(
-        self, gen: _Generation, config: _Config, skipped: list[Provider], stop: float
+        self, gen: _Generation, config: _Config, skipped: list[Provider]
     ) -> _Output | None:
         """Every breaker is open: try the one whose trial comes first, if there is time."""
         trials = [
@@ -474,12 +474,12 @@ class ImageGenerator:
             return None
         at, _, provider = min(timed)
         wait = max(0.0, at - self.clock.time())
-        if self.clock.monotonic() + wait >= stop:
+        if self.clock.monotonic() + wait >= gen.stop:
             return None
         await self.clock.sleep(wait)
         if not await self._breakers[provider.name].allow():
             return None
-        return await self._run_tier(gen, config, [provider], 0, stop)
+        return await self._run_tier(gen, config, [provider], 0)
 
     async def _run_tier(
         self,
@@ -487,14 +487,13 @@ class ImageGenerator:
         config: _Config,
         providers: Sequence[Provider],
         later_stages: int,
-        stop: float,
     ) -> _Output | None:
         strategy = config.strategy
         clock = self.clock
 
         def share(stages: int) -> float:
             now = clock.monotonic()
-            return now + max(0.0, stop - now) / stages
+            return now + max(0.0, gen.stop - now) / stages
 
         if isinstance(strategy, Fallback):
             order = itertools.count()
@@ -609,7 +608,7 @@ class ImageGenerator:
                     await self._count(name, "cancelled")
                     if ctx is not None:
                         await self._cancel_remote(provider, ctx)
-                if clock.monotonic() >= gen.deadline - min(1.0, config.timeout * 0.1):
+                if clock.monotonic() >= gen.stop:
                     timeout = ProviderTimeout("the generation's deadline passed", provider=name)
                     await self._attempt_done(gen, name, "error", timeout, begun, tries)
                 else:
