@@ -293,17 +293,67 @@ class TestUrlPolicy:
 
 @pytest.mark.anyio
 class TestResponses:
-    @pytest.mark.parametrize("status", [302, 301, 204, 404, 500])
+    @pytest.mark.parametrize("status", [204, 404, 500])
     async def test_non_200_is_an_error(self, status: int) -> None:
-        """Non-200 is a permanent ProviderError with its status; redirects are not followed."""
-        server = Server(
-            lambda _r: httpx.Response(status, headers={"Location": PUBLIC_URL}, content=tiny_png())
-        )
+        """Non-200, non-redirect answers are a permanent ProviderError with their status."""
+        server = Server(lambda _r: httpx.Response(status, content=tiny_png()))
         with pytest.raises(ProviderError) as info:
-            await fetch(PUBLIC_URL, server, follow_redirects=True)
+            await fetch(PUBLIC_URL, server)
         assert info.value.status == status
         assert info.value.retryable is False
         assert len(server.requests) == 1
+
+    @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+    async def test_redirect_to_a_public_host_is_followed(self, status: int) -> None:
+        """A redirect to an allowed URL is followed, and the image comes from there."""
+        target = "https://93.184.215.15/final.png"
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if str(request.url) == target:
+                return httpx.Response(200, content=tiny_png())
+            return httpx.Response(status, headers={"Location": target})
+
+        server = Server(answer)
+        assert await fetch(PUBLIC_URL, server) == (tiny_png(), "image/png")
+        assert [str(r.url) for r in server.requests] == [PUBLIC_URL, target]
+
+    @pytest.mark.parametrize(
+        "location",
+        [
+            "https://127.0.0.1/x.png",
+            "https://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+            "http://93.184.215.15/x.png",
+        ],
+    )
+    async def test_redirect_to_a_refused_url_is_refused(self, location: str) -> None:
+        """Every hop is checked like the first: a redirect cannot reach what a URL cannot."""
+        server = Server(lambda _r: httpx.Response(302, headers={"Location": location}))
+        with pytest.raises(ProviderError) as info:
+            await fetch(PUBLIC_URL, server)
+        assert info.value.retryable is False
+        assert len(server.requests) == 1
+
+    async def test_too_many_redirects(self) -> None:
+        """A redirect loop ends after a few hops with a permanent error."""
+        server = Server(lambda _r: httpx.Response(302, headers={"Location": PUBLIC_URL}))
+        with pytest.raises(ProviderError, match="redirected more than"):
+            await fetch(PUBLIC_URL, server)
+        assert len(server.requests) == imagegen._download.MAX_REDIRECTS + 1
+
+    async def test_headers_stay_with_the_first_host(self) -> None:
+        """Download headers (an auth token) are not sent to another host after a redirect."""
+        target = "https://93.184.215.15/final.png"
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if str(request.url) == target:
+                return httpx.Response(200, content=tiny_png())
+            return httpx.Response(302, headers={"Location": target})
+
+        server = Server(answer)
+        await fetch(PUBLIC_URL, server, headers={"Authorization": "Bearer secret"})
+        assert server.requests[0].headers["authorization"] == "Bearer secret"
+        assert "authorization" not in server.requests[1].headers
 
     async def test_declared_length_over_limit_refused_before_reading(self) -> None:
         """A Content-Length over max_bytes is refused without reading the body."""

@@ -148,6 +148,30 @@ class TestOddProviders:
         assert "cancelling loser" in caplog.text
 
 
+class TestBillableWork:
+    async def test_failure_after_started_is_not_retried_and_cancelled(
+        self, clock: FakeClock
+    ) -> None:
+        """Once remote work exists, a failure cancels it and is never retried (no double bill)."""
+        provider = FakeProvider("a", handle="pred", errors=[ProviderUnavailable("poll failed")])
+        gen = ImageGenerator(providers=[provider], retry=Retry(attempts=3), clock=clock)
+        result = await gen.generate("x")
+        assert result.is_default
+        assert provider.calls == 1
+        assert provider.cancelled == ["pred-1"]
+        error = result.attempts[0].error
+        assert isinstance(error, ProviderUnavailable)
+        assert not error.retryable
+
+    async def test_timeout_after_started_cancels_remote_work(self, clock: FakeClock) -> None:
+        """A call cut off by its own timeout cancels the work it started."""
+        provider = FakeProvider("a", handle="pred", delay=10.0, timeout=2.0)
+        gen = ImageGenerator(providers=[provider], retry=Retry(attempts=3), clock=clock)
+        await gen.generate("x")
+        assert provider.cancelled == ["pred-1"]
+        assert provider.calls == 1
+
+
 class TestRetryMeetsBreaker:
     async def test_breaker_opening_stops_retries(self, clock: FakeClock) -> None:
         """Once the provider's breaker opens, its remaining retries are not made."""

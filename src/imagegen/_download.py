@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import anyio
 import attrs
@@ -102,7 +102,8 @@ def _refuse(message: str, provider: str) -> ProviderError:
     return ProviderError(message, provider=provider, retryable=False)
 
 
-async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> None:
+async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> str:
+    """Refuse URLs the policy forbids; returns the host."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -131,6 +132,10 @@ async def _check_url(url: str, policy: DownloadPolicy, provider: str) -> None:
         reason = _refused(address, policy)
         if reason is not None:
             raise _refuse(f"output URL resolves to {reason}", provider)
+    return host
+
+
+MAX_REDIRECTS = 3
 
 
 async def fetch_image(
@@ -143,44 +148,62 @@ async def fetch_image(
 ) -> tuple[bytes, str]:
     """Download ``url`` under ``policy``; returns (bytes, MIME type from magic bytes).
 
-    Redirects are not followed, since each hop would need the same checks.
+    Follows at most ``MAX_REDIRECTS`` redirects, checking every hop's URL like the
+    first; ``headers`` go only to the first URL's host.
+
+    Not retryable when it fails: a retry would call the provider again and pay for
+    a second image.
     """
-    await _check_url(url, policy, provider)
-    try:
-        async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
-            if response.status_code != 200:
-                raise ProviderError(
-                    f"output download answered HTTP {response.status_code}",
-                    provider=provider,
-                    status=response.status_code,
-                    retryable=False,
-                )
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
-                raise ProviderError(
-                    f"output is {declared} bytes, over the {policy.max_bytes}-byte limit",
-                    provider=provider,
-                    retryable=False,
-                )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > policy.max_bytes:
-                    raise ProviderError(
-                        f"output exceeds the {policy.max_bytes}-byte limit",
-                        provider=provider,
-                        retryable=False,
-                    )
-                chunks.append(chunk)
-    # Not retryable: a retry would call the provider again and pay for a second image.
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeout(
-            "output download timed out", provider=provider, retryable=False
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(
-            f"output download failed: {type(exc).__name__}", provider=provider, retryable=False
-        ) from exc
-    data = b"".join(chunks)
-    return data, check_image(data, policy, provider)
+    host: str | None = None
+    for _ in range(MAX_REDIRECTS + 1):
+        hop_host = await _check_url(url, policy, provider)
+        host = host or hop_host
+        same_host = hop_host == host
+        try:
+            result = await _get(url, http, policy, provider, headers if same_host else None)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(
+                "output download timed out", provider=provider, retryable=False
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(
+                f"output download failed: {type(exc).__name__}", provider=provider, retryable=False
+            ) from exc
+        if isinstance(result, bytes):
+            return result, check_image(result, policy, provider)
+        url = result
+    raise _refuse(f"output download redirected more than {MAX_REDIRECTS} times", provider)
+
+
+async def _get(
+    url: str,
+    http: httpx.AsyncClient,
+    policy: DownloadPolicy,
+    provider: str,
+    headers: dict[str, str] | None,
+) -> bytes | str:
+    """The body, or the URL a redirect points to."""
+    async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
+        location = response.headers.get("location")
+        if response.is_redirect and location:
+            return urljoin(url, str(location))
+        if response.status_code != 200:
+            raise ProviderError(
+                f"output download answered HTTP {response.status_code}",
+                provider=provider,
+                status=response.status_code,
+                retryable=False,
+            )
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
+            raise _refuse(
+                f"output is {declared} bytes, over the {policy.max_bytes}-byte limit", provider
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > policy.max_bytes:
+                raise _refuse(f"output exceeds the {policy.max_bytes}-byte limit", provider)
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -576,7 +576,12 @@ class ImageGenerator:
                 elapsed = clock.monotonic() - try_start
                 if scope.cancelled_caught:
                     error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
+                if output is None and ctx.handle is not None:
+                    # Billable work exists: stop it, and never retry, since a retry would
+                    # create (and bill) a second one.
                     await self._cancel_remote(provider, ctx)
+                    if error is not None:
+                        error.retryable = False
                 if output is not None:
                     self._latency[name].add(elapsed)
                     await self._count(name, "success", latency=elapsed)
@@ -633,7 +638,11 @@ class ImageGenerator:
         else:
             assert image.url is not None  # noqa: S101 - ProviderImage holds exactly one
             data, content_type = await fetch_image(
-                image.url, http=ctx.http, policy=self.download, provider=name
+                image.url,
+                http=ctx.http,
+                policy=self.download,
+                provider=name,
+                headers=dict(image.headers) if image.headers else None,
             )
         width, height = image.width, image.height
         if data is not None and (width is None or height is None):

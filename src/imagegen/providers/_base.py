@@ -43,6 +43,8 @@ class ProviderImage:
         handle: The vendor's id for the work (prediction id...).
         hotlink: Serve ``url`` as is instead of copying it into storage
             (stock photos whose terms require hotlinking).
+        headers: Sent when downloading ``url`` (an auth header the vendor's file
+            host wants); dropped if a redirect leaves that host. Never shown in repr.
     """
 
     data: bytes | None = attrs.field(default=None, repr=False, validator=_one_source)
@@ -55,6 +57,7 @@ class ProviderImage:
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     handle: object = None
     hotlink: bool = False
+    headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
 
 @attrs.define(kw_only=True, eq=False)

@@ -1,0 +1,316 @@
+"""Shared HTTP plumbing for providers: auth, errors, Retry-After, JSON, redaction.
+
+Foreign exceptions are translated here, at one boundary: every httpx exception
+and every error status becomes the imagegen error that says whether trying again
+can help. Creating a generation is not idempotent, so a request made with
+``create=True`` is marked retryable only when the failure proves nothing was
+created (the connection was refused, a 429, a 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._errors import (
+    ContentRejected,
+    InvalidConfig,
+    ProviderAuthError,
+    ProviderError,
+    ProviderQuotaExceeded,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from ._base import Provider, ProviderContext
+
+__all__ = ["HTTPProvider", "parse_retry_after", "user_agent"]
+
+_CONNECT_TIMEOUT = 10.0
+
+
+def user_agent() -> str:
+    """``imagegen/<version>``, sent with every provider request."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - once
+
+    global _USER_AGENT  # noqa: PLW0603 - computed on first use, then cached
+    if _USER_AGENT is None:
+        try:
+            _USER_AGENT = f"imagegen/{version('imagegen')}"
+        except PackageNotFoundError:
+            _USER_AGENT = "imagegen"
+    return _USER_AGENT
+
+
+_USER_AGENT: str | None = None
+
+
+def parse_retry_after(headers: httpx.Headers, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date), or ``retry-after-ms``."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    now = now or dt.datetime.now(tz=dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class HTTPProvider(Provider):
+    """A provider that speaks to a vendor's HTTP API.
+
+    Subclasses set ``default_base_url``, ``env_var`` (where the key is read from
+    when ``api_key`` is not given) and ``auth_scheme``, and use :meth:`request`
+    and :meth:`json`; the status mapping and error-body parsing are shared, with
+    :meth:`classify` as the hook for vendor specifics (content policy, quota).
+
+    Args:
+        api_key: The vendor key; default: the environment variable ``env_var``.
+        base_url: The API root; tests and self-hosted gateways point it elsewhere.
+        name: Override the provider's name.
+        tier: Override the provider's tier.
+        timeout: Override the provider's per-call timeout (seconds).
+
+    The key never appears in ``repr``, errors or logs.
+    """
+
+    default_base_url: ClassVar[str] = ""
+    env_var: ClassVar[str | None] = None
+    auth_scheme: ClassVar[str] = "Bearer"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        name: str | None = None,
+        tier: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(name=name, tier=tier, timeout=timeout)
+        if api_key is None and self.env_var:
+            api_key = os.environ.get(self.env_var) or None
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise InvalidConfig(
+                f"{self.name}: the API key must be a non-empty string", field="api_key"
+            )
+        self._key = api_key.strip() if api_key else None
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise InvalidConfig(
+                f"{self.name}: base_url must be an http(s) URL (got {self.base_url!r})",
+                field="base_url",
+            )
+
+    @property
+    def has_key(self) -> bool:
+        """Whether a key was given or found in the environment."""
+        return self._key is not None
+
+    def auth_headers(self) -> dict[str, str]:
+        """The vendor's auth header for this key."""
+        if self._key is None:
+            return {}
+        return {"Authorization": f"{self.auth_scheme} {self._key}"}
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key (and its secret half, for ``id:secret`` keys) masked."""
+        if self._key:
+            text = text.replace(self._key, "***")
+            _, _, secret = self._key.partition(":")
+            if len(secret) >= 8:
+                text = text.replace(secret, "***")
+        return text
+
+    def url(self, path: str) -> str:
+        """``path`` joined to ``base_url``; absolute URLs pass through."""
+        if path.startswith(("https://", "http://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        ctx: ProviderContext,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        create: bool = False,
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send one request within ``ctx``'s deadline; a non-2xx answer raises.
+
+        ``create=True`` marks a request that makes billable work: its failures are
+        retryable only when they prove nothing was created.
+
+        Raises:
+            ProviderError: The subclass that fits the failure.
+        """
+        if authenticate and self._key is None:
+            hint = f" or set {self.env_var}" if self.env_var else ""
+            raise ProviderAuthError(f"no API key: pass api_key={hint}", provider=self.name)
+        send_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
+        if authenticate:
+            send_headers.update(self.auth_headers())
+        send_headers.update(headers or {})
+        remaining = max(0.001, ctx.remaining())
+        timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))
+        try:
+            response = await ctx.http.request(
+                method,
+                self.url(path),
+                json=json,
+                params=params,
+                headers=send_headers,
+                timeout=timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The request never reached the vendor: nothing can have been created.
+            raise ProviderUnavailable(
+                f"cannot connect: {type(exc).__name__}", provider=self.name
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(
+                f"{method} timed out: {type(exc).__name__}",
+                provider=self.name,
+                retryable=not create,
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(
+                f"{method} failed: {type(exc).__name__}", provider=self.name, retryable=not create
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                f"{method} could not be sent: {type(exc).__name__}",
+                provider=self.name,
+                retryable=False,
+            ) from None
+        if response.status_code >= 400:
+            raise self.error_for(response, create=create)
+        return response
+
+    def json(self, response: httpx.Response) -> Any:
+        """The response body as JSON; an unreadable body is a retryable ProviderUnavailable."""
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ProviderUnavailable(
+                f"malformed JSON in a {response.status_code} answer",
+                provider=self.name,
+                status=response.status_code,
+            ) from None
+
+    def error_for(self, response: httpx.Response, *, create: bool = False) -> ProviderError:
+        """The error an error response stands for (see the status table in docs/providers.md)."""
+        status = response.status_code
+        body = _body(response)
+        message = self.redact(f"HTTP {status}: {error_message(body, response)}")
+        retry_after = parse_retry_after(response.headers)
+        special = self.classify(response, body, message, retry_after)
+        if special is not None:
+            return special
+        name = self.name
+        if status in (401, 403):
+            return ProviderAuthError(message, provider=name, status=status)
+        if status == 402:
+            return ProviderQuotaExceeded(message, provider=name, status=status)
+        if status == 429:
+            return ProviderRateLimited(
+                message, provider=name, status=status, retry_after=retry_after
+            )
+        if status == 408:
+            return ProviderTimeout(message, provider=name, status=status, retryable=not create)
+        if status >= 500:
+            # A create that failed with 5xx may still have created work, unless the vendor
+            # says it is overloaded and when to come back.
+            retryable = not create or (status == 503 and retry_after is not None)
+            return ProviderUnavailable(
+                message, provider=name, status=status, retry_after=retry_after, retryable=retryable
+            )
+        return ProviderError(message, provider=name, status=status, retryable=False)
+
+    def classify(
+        self,
+        response: httpx.Response,
+        body: Any,
+        message: str,
+        retry_after: float | None,
+    ) -> ProviderError | None:
+        """Vendor-specific mapping before the generic one; None to use the generic one.
+
+        The default recognises safety rejections by the usual words in the body
+        (``content_policy_violation``, ``nsfw``, ``safety``) on 400/422.
+        """
+        if response.status_code in (400, 422) and _mentions_safety(body):
+            return ContentRejected(message, provider=self.name, status=response.status_code)
+        return None
+
+    def __repr__(self) -> str:
+        key = "set" if self._key else "missing"
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key={key})"
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def error_message(body: Any, response: httpx.Response) -> str:
+    """The most useful text in a vendor's error body, in any of the shapes vendors use."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):  # OpenAI
+            return str(error["message"])
+        detail = body.get("detail")
+        if isinstance(detail, list):  # fal / FastAPI validation errors
+            return "; ".join(
+                f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg', '')}".strip(": ")
+                if isinstance(d, dict)
+                else str(d)
+                for d in detail
+            )
+        if detail:  # Replicate problem details, fal infrastructure errors
+            title = body.get("title")
+            return f"{title}: {detail}" if title else str(detail)
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:  # Unsplash
+            return "; ".join(map(str, errors))
+        if isinstance(error, str):
+            return error
+        if body.get("title"):
+            return str(body["title"])
+    text = response.text.strip() if response.content else ""
+    return text[:200] or response.reason_phrase or "no details"
+
+
+_SAFETY_WORDS = ("content_policy", "nsfw", "safety", "moderation_blocked")
+
+
+def _mentions_safety(body: Any) -> bool:
+    text = json.dumps(body).lower() if body is not None else ""
+    return any(word in text for word in _SAFETY_WORDS)
