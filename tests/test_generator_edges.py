@@ -172,6 +172,35 @@ class TestBillableWork:
         assert provider.calls == 1
 
 
+class SlowCancel(FakeProvider):
+    """Its remote cancel takes three virtual seconds."""
+
+    async def cancel(self, handle: object, ctx: ProviderContext) -> None:
+        await ctx.clock.sleep(3.0)
+        await super().cancel(handle, ctx)
+
+
+class TestBackgroundCancels:
+    async def test_winner_does_not_wait_for_losers_cancels(self, clock: FakeClock) -> None:
+        """Inside async with, losers are cancelled in the background; the winner returns first."""
+        loser = SlowCancel("loser", hang=True, handle="job")
+        async with ImageGenerator(providers=[loser, slow("winner", 1.0)], clock=clock) as gen:
+            result = await gen.generate("x")
+            assert result.provider == "winner"
+            assert clock.monotonic() == 1.0
+            assert loser.cancelled == []
+        assert loser.cancelled == ["job-1"]  # aclose waited for the cancel
+        assert clock.monotonic() == 4.0
+
+    async def test_without_async_with_cancels_are_awaited(self, clock: FakeClock) -> None:
+        """Without async with there is no background group: the cancel is awaited inline."""
+        loser = SlowCancel("loser", hang=True, handle="job")
+        gen = ImageGenerator(providers=[loser, slow("winner", 1.0)], clock=clock)
+        await gen.generate("x")
+        assert loser.cancelled == ["job-1"]
+        assert clock.monotonic() == 4.0
+
+
 class TestRetryMeetsBreaker:
     async def test_breaker_opening_stops_retries(self, clock: FakeClock) -> None:
         """Once the provider's breaker opens, its remaining retries are not made."""

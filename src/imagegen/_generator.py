@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.abc
 import attrs
 import httpx
 
@@ -265,6 +266,7 @@ class ImageGenerator:
         self._owns_http = http is None
         self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
         self._closed = False
+        self._background: anyio.abc.TaskGroup | None = None
         # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
         # ":", so no namespace's keys can ever match another's prefix scan.
         prefix = f"imagegen:{namespace or ''}:"
@@ -299,16 +301,28 @@ class ImageGenerator:
         return self._http
 
     async def __aenter__(self) -> Self:
+        # Inside `async with`, clean-up work (remote cancels of race losers) runs in this
+        # task group, so a winner is returned without waiting for the losers' cancels.
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._background = group
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close what the generator opened (its HTTP client, providers). Idempotent."""
+        """Close what the generator opened (its HTTP client, providers). Idempotent.
+
+        Inside ``async with``, first waits for background clean-up (each remote
+        cancel is bounded to a few seconds).
+        """
         if self._closed:
             return
         self._closed = True
+        if self._background is not None:
+            group, self._background = self._background, None
+            await group.__aexit__(None, None, None)
         for provider in self._config.providers:
             await provider.aclose()
         if self._owns_http and self._http is not None:
@@ -659,9 +673,16 @@ class ImageGenerator:
         )
 
     async def _cancel_remote(self, provider: Provider, ctx: ProviderContext) -> None:
-        """Stop billable work an abandoned attempt started; shielded and bounded."""
+        """Stop billable work an abandoned attempt started; in the background if we can."""
         if ctx.handle is None:
             return
+        if self._background is not None:
+            self._background.start_soon(self._cancel_now, provider, ctx)
+        else:
+            await self._cancel_now(provider, ctx)
+
+    async def _cancel_now(self, provider: Provider, ctx: ProviderContext) -> None:
+        """Call ``provider.cancel``, shielded from cancellation and bounded in time."""
         with (
             anyio.CancelScope(shield=True),
             self.clock.deadline_scope(self.clock.monotonic() + _CANCEL_TIMEOUT),
