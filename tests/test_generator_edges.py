@@ -180,7 +180,25 @@ class SlowCancel(FakeProvider):
         await super().cancel(handle, ctx)
 
 
+class RemainingAtCancel(FakeProvider):
+    """Remembers how much time its cancel was given."""
+
+    remaining: float | None = None
+
+    async def cancel(self, handle: object, ctx: ProviderContext) -> None:
+        self.remaining = ctx.remaining()
+        await super().cancel(handle, ctx)
+
+
 class TestBackgroundCancels:
+    async def test_cancel_gets_a_fresh_deadline(self, clock: FakeClock) -> None:
+        """A cancel after a timeout is not handed the expired deadline of the attempt."""
+        provider = RemainingAtCancel("a", handle="job", delay=10.0, timeout=2.0)
+        gen = ImageGenerator(providers=[provider], retry=Retry(attempts=1), clock=clock)
+        await gen.generate("x")
+        assert provider.cancelled == ["job-1"]
+        assert provider.remaining == pytest.approx(5.0)
+
     async def test_winner_does_not_wait_for_losers_cancels(self, clock: FakeClock) -> None:
         """Inside async with, losers are cancelled in the background; the winner returns first."""
         loser = SlowCancel("loser", hang=True, handle="job")

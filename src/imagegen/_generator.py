@@ -683,12 +683,13 @@ class ImageGenerator:
 
     async def _cancel_now(self, provider: Provider, ctx: ProviderContext) -> None:
         """Call ``provider.cancel``, shielded from cancellation and bounded in time."""
-        with (
-            anyio.CancelScope(shield=True),
-            self.clock.deadline_scope(self.clock.monotonic() + _CANCEL_TIMEOUT),
-        ):
+        # The attempt's own deadline may have passed (that may be why we cancel): the
+        # cancel gets a fresh, short one.
+        deadline = self.clock.monotonic() + _CANCEL_TIMEOUT
+        cancel_ctx = attrs.evolve(ctx, deadline=deadline)
+        with anyio.CancelScope(shield=True), self.clock.deadline_scope(deadline):
             try:
-                await provider.cancel(ctx.handle, ctx)
+                await provider.cancel(ctx.handle, cancel_ctx)
             except Exception:
                 logger.warning(
                     "cancelling %s's work %r failed", provider.name, ctx.handle, exc_info=True

@@ -138,6 +138,34 @@ class TestRequest:
                 provider.json(response)
         assert info.value.retryable
 
+    async def test_malformed_json_after_a_create_is_final(self) -> None:
+        """json(create=True) marks an unreadable answer to a create as not retryable."""
+        ctx, client = make_ctx(lambda r: httpx.Response(201, content=b"{broken"))
+        async with client:
+            provider = Dummy(api_key=KEY)
+            response = await provider.request(ctx, "POST", "/x", create=True)
+            with pytest.raises(ProviderUnavailable) as info:
+                provider.json(response, create=True)
+        assert not info.value.retryable
+
+    async def test_request_id_is_quoted(self) -> None:
+        """With request_id_header set, error messages quote the vendor's request id."""
+
+        class Traced(Dummy):
+            request_id_header = "x-request-id"
+            key_argument = "token"
+
+        ctx, client = make_ctx(
+            lambda r: httpx.Response(
+                500, json={"detail": "boom"}, headers={"x-request-id": "req_42"}
+            )
+        )
+        async with client:
+            with pytest.raises(ProviderUnavailable, match=r"request id req_42"):
+                await Traced(api_key=KEY).request(ctx, "GET", "/x")
+            with pytest.raises(ProviderAuthError, match="pass token="):
+                await Traced().request(ctx, "GET", "/x")
+
     @pytest.mark.parametrize(
         ("status", "body", "headers", "create", "cls", "retryable"),
         [

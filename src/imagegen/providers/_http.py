@@ -97,6 +97,11 @@ class HTTPProvider(Provider):
     default_base_url: ClassVar[str] = ""
     env_var: ClassVar[str | None] = None
     auth_scheme: ClassVar[str] = "Bearer"
+    #: The constructor argument users pass the key as, for error messages.
+    key_argument: ClassVar[str] = "api_key"
+    #: A response header holding the vendor's request id, quoted in error messages
+    #: (it is what the vendor's support asks for; it is not a secret).
+    request_id_header: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -171,7 +176,9 @@ class HTTPProvider(Provider):
         """
         if authenticate and self._key is None:
             hint = f" or set {self.env_var}" if self.env_var else ""
-            raise ProviderAuthError(f"no API key: pass api_key={hint}", provider=self.name)
+            raise ProviderAuthError(
+                f"no API key: pass {self.key_argument}={hint}", provider=self.name
+            )
         send_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
         if authenticate:
             send_headers.update(self.auth_headers())
@@ -212,8 +219,12 @@ class HTTPProvider(Provider):
             raise self.error_for(response, create=create)
         return response
 
-    def json(self, response: httpx.Response) -> Any:
-        """The response body as JSON; an unreadable body is a retryable ProviderUnavailable."""
+    def json(self, response: httpx.Response, *, create: bool = False) -> Any:
+        """The response body as JSON; an unreadable body is a ProviderUnavailable.
+
+        It is retryable unless ``create`` says the answer came from a request that
+        created billable work (which a retry would create again).
+        """
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -221,6 +232,7 @@ class HTTPProvider(Provider):
                 f"malformed JSON in a {response.status_code} answer",
                 provider=self.name,
                 status=response.status_code,
+                retryable=not create,
             ) from None
 
     def error_for(self, response: httpx.Response, *, create: bool = False) -> ProviderError:
@@ -228,6 +240,9 @@ class HTTPProvider(Provider):
         status = response.status_code
         body = _body(response)
         message = self.redact(f"HTTP {status}: {error_message(body, response)}")
+        request_id = response.headers.get(self.request_id_header or "", "")
+        if request_id:
+            message = f"{message} (request id {request_id})"
         retry_after = parse_retry_after(response.headers)
         special = self.classify(response, body, message, retry_after)
         if special is not None:
