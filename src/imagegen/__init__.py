@@ -25,7 +25,16 @@ from ._errors import (
 )
 from ._generator import DEFAULT, Hook, ImageGenerator
 from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
-from .providers import Placeholder, Provider, ProviderContext, ProviderImage
+from .providers import (
+    Fal,
+    HTTPProvider,
+    OpenAIImages,
+    Placeholder,
+    Provider,
+    ProviderContext,
+    ProviderImage,
+    Unsplash,
+)
 from .state import MemoryState, SQLiteState, StateBackend
 from .storage import LocalStorage, MemoryStorage, Storage, StorageStats, StoredObject
 from .strategies import (
@@ -50,7 +59,9 @@ __all__ = [
     "ContentRejected",
     "DownloadPolicy",
     "Event",
+    "Fal",
     "Fallback",
+    "HTTPProvider",
     "Hedge",
     "Hook",
     "ImageGenError",
@@ -63,6 +74,7 @@ __all__ = [
     "LocalStorage",
     "MemoryState",
     "MemoryStorage",
+    "OpenAIImages",
     "Placeholder",
     "Provider",
     "ProviderAuthError",
@@ -86,6 +98,7 @@ __all__ = [
     "StorageStats",
     "StoredObject",
     "SystemClock",
+    "Unsplash",
     "WebhookVerificationError",
 ]
 

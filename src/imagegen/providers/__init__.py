@@ -1,6 +1,19 @@
-"""Providers: the contract and the built-in implementations."""
+"""Providers: the contract, the HTTP base, and the built-in implementations."""
 
 from ._base import Provider, ProviderContext, ProviderImage
+from ._fal import Fal
+from ._http import HTTPProvider
+from ._openai import OpenAIImages
 from ._placeholder import Placeholder
+from ._unsplash import Unsplash
 
-__all__ = ["Placeholder", "Provider", "ProviderContext", "ProviderImage"]
+__all__ = [
+    "Fal",
+    "HTTPProvider",
+    "OpenAIImages",
+    "Placeholder",
+    "Provider",
+    "ProviderContext",
+    "ProviderImage",
+    "Unsplash",
+]

@@ -1,0 +1,601 @@
+"""Replicate: predictions on official models or pinned versions, sync first, then polled.
+
+Wire shapes follow Replicate's docs and official clients (``replicate-python``,
+``replicate-javascript`` and the OpenAPI-generated beta client); see
+``provider-apis.md`` section 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from .._errors import (
+    ContentRejected,
+    InvalidConfig,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from .._models import ImageRequest
+from ._base import ProviderContext, ProviderImage
+from ._http import HTTPProvider
+
+__all__ = ["ASPECT_RATIOS", "Replicate", "aspect_ratio", "is_delivery_url"]
+
+#: The ``aspect_ratio`` values flux-schnell accepts, in tie-breaking order.
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21",
+)  # fmt: skip
+
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VERSION = re.compile(r"^[0-9a-fA-F]{64}$")
+_OUTPUT_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_RUNNING = ("starting", "processing")
+_DELIVERY_HOST = "replicate.delivery"
+_MAX_PREFER_WAIT = 60  # Replicate holds a sync request open for at most 60 s
+_POLL_GROWTH = 1.5
+_POLL_CAP = 5.0
+_POLL_RETRIES = 3  # consecutive transient GET failures tolerated while polling
+_POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
+_SAFETY = ("nsfw", "safety", "content policy", "content_policy")
+_RESETS_IN = re.compile(r"resets in\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
+
+
+def aspect_ratio(width: int, height: int) -> str:
+    """The flux-schnell ``aspect_ratio`` nearest to ``width`` x ``height``.
+
+    Nearest means the smallest ``|log(width / height) - log(ratio)|``, so 2:1 and
+    1:2 are equally far from 1:1; on a tie the earlier entry of
+    :data:`ASPECT_RATIOS` wins.
+
+    >>> aspect_ratio(1024, 1024)
+    '1:1'
+    >>> aspect_ratio(1920, 1080)
+    '16:9'
+    >>> aspect_ratio(800, 1000)
+    '4:5'
+    """
+    wanted = math.log(width / height)
+
+    def distance(label: str) -> float:
+        w, h = label.split(":")
+        return abs(wanted - math.log(int(w) / int(h)))
+
+    return min(ASPECT_RATIOS, key=distance)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mentions_safety(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _SAFETY)
+
+
+def is_delivery_url(url: str) -> bool:
+    """Whether ``url`` is on Replicate's file host (``replicate.delivery`` or a subdomain)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (
+        host == _DELIVERY_HOST or host.endswith("." + _DELIVERY_HOST)
+    )
+
+
+class Replicate(HTTPProvider):
+    """Replicate, by default the official model ``black-forest-labs/flux-schnell``.
+
+    **Create.** Official models are run with
+    ``POST {base_url}/models/{owner}/{name}/predictions`` and a body of
+    ``{"input": {...}}``; with ``version=`` (a 64-hex version id, or
+    ``owner/name:<id>``, of which the id is used) the call is
+    ``POST {base_url}/predictions`` with ``{"version": id, "input": {...}}``.
+    Every create carries two headers that follow the deadline:
+
+    - ``Prefer: wait=N`` (sync mode): Replicate holds the request open up to N
+      seconds, N = ``int(remaining - 1)`` clamped to 1..``min(60, max_wait)``, so
+      a fast model answers in one round trip.
+    - ``Cancel-After: <S>s``: S is the remaining deadline in whole seconds,
+      rounded up (at least 1), written with an ``s`` suffix (``"25s"``). Replicate
+      then stops the prediction by itself if we are gone by then: ``aborted``
+      (not billed) if it had not started, ``canceled`` if it had.
+
+    **Input.** ``prompt``; ``aspect_ratio``, the nearest of flux-schnell's
+    ratios (1:1 16:9 21:9 3:2 2:3 4:5 5:4 3:4 4:3 9:16 9:21) to the requested
+    width/height by distance of log-ratios (see :func:`aspect_ratio`; the
+    pixels are Replicate's, about one megapixel); ``num_outputs`` 1;
+    ``output_format`` (``"jpeg"`` is sent as ``"jpg"``, ``png`` and ``webp`` as
+    they are); ``seed`` when set; then the request's ``provider_options[name]``,
+    merged over all of that (``megapixels``, ``go_fast``, or inputs of another
+    model). ``negative_prompt`` is not sent (FLUX has none); pass it through
+    ``provider_options`` for models that take it.
+
+    **Lifecycle.** The prediction's id is reported with ``ctx.started()`` as
+    soon as the create answers. A ``succeeded`` answer is returned at once;
+    ``starting``/``processing`` (the wait ran out) is polled at ``urls.get``
+    (used only when it is on ``base_url``'s host, else
+    ``{base_url}/predictions/{id}``) every ``poll_interval`` seconds, growing 1.5x
+    up to 5 s, never past the deadline. Unknown statuses count as still running.
+    Up to three transient failures in a row (5xx, 429, connection errors,
+    timeouts, unreadable JSON) on those GETs are retried in the loop.
+    ``failed`` raises :class:`ProviderError` with the prediction's ``error``
+    text, or :class:`ContentRejected` when that text mentions NSFW or safety;
+    ``canceled`` and ``aborted`` raise a :class:`ProviderError`; a success whose
+    output is gone (``null``, empty, or ``data_removed``) raises
+    :class:`ProviderUnavailable`. None of these is retryable (the prediction was
+    billed, or would be again). An abandoned prediction is cancelled with
+    ``POST {base_url}/predictions/{id}/cancel``.
+
+    **Output.** The first URL of ``output`` (a list, or a single string);
+    a ``data:`` URI is decoded. Files on ``replicate.delivery`` (or a subdomain)
+    are fetched with the token, as Replicate's clients do; other hosts never
+    see it.
+
+    **Errors.** Replicate answers with problem JSON (``title``, ``detail``):
+    401/403 :class:`ProviderAuthError`; 402 (insufficient credit)
+    :class:`ProviderQuotaExceeded`; 404 and 422 (invalid version or input)
+    non-retryable :class:`ProviderError` (:class:`ContentRejected` if the body
+    mentions safety); 429 :class:`ProviderRateLimited` with ``retry_after`` from
+    ``Retry-After``, else from "resets in ~30s" in ``detail``. A 5xx on the
+    create is not retryable (the prediction may exist), except 503 with
+    ``Retry-After``.
+
+    **Webhooks.** With ``webhook_url`` (else ``ctx.webhook_url``; https only, as
+    Replicate requires) the create body also has ``"webhook"`` and
+    ``"webhook_events_filter": ["completed"]``. :meth:`parse_webhook` reads a
+    delivery's body and :meth:`image_from` turns the prediction into an image or
+    an error; signatures are checked elsewhere, with :meth:`signing_secret`.
+
+    **check().** ``GET {base_url}/account``: authenticated, bills nothing.
+
+    Args:
+        api_token: The Replicate API token; default: ``REPLICATE_API_TOKEN``.
+        model: The official model, ``owner/name``.
+        version: A version id (64 hex digits) or ``owner/name:<id>``; when set,
+            predictions are created on that version instead of ``model``.
+        base_url: The API root, ``/v1`` included.
+        webhook_url: Where Replicate posts the finished prediction (https).
+        webhook_secret: The ``whsec_...`` signing secret; default:
+            ``REPLICATE_WEBHOOK_SECRET``, else fetched by :meth:`signing_secret`.
+        poll_interval: First wait between polls, seconds.
+        max_wait: Cap on ``Prefer: wait``, seconds (Replicate caps it at 60).
+        name: Override the provider's name (``"replicate"``).
+        tier: Override the tier (0).
+        timeout: Cap one call, seconds.
+
+    Raises:
+        InvalidConfig: A bad argument; ``field`` names it.
+    """
+
+    name = "replicate"
+    default_base_url: ClassVar[str] = "https://api.replicate.com/v1"
+    env_var: ClassVar[str | None] = "REPLICATE_API_TOKEN"
+    key_argument: ClassVar[str] = "api_token"
+
+    def __init__(
+        self,
+        *,
+        api_token: str | None = None,
+        model: str = "black-forest-labs/flux-schnell",
+        version: str | None = None,
+        base_url: str = "https://api.replicate.com/v1",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        poll_interval: float = 0.5,
+        max_wait: float = 60,
+        name: str | None = None,
+        tier: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if api_token is not None and (not isinstance(api_token, str) or not api_token.strip()):
+            raise InvalidConfig(
+                "replicate: api_token must be a non-empty string", field="api_token"
+            )
+        if not isinstance(model, str) or not _MODEL.match(model):
+            raise InvalidConfig(
+                f"replicate: model must look like 'owner/name' (got {model!r})", field="model"
+            )
+        if version is not None:
+            model, version = self._parse_version(model, version)
+        if webhook_url is not None:
+            parts = urlsplit(webhook_url) if isinstance(webhook_url, str) else None
+            if parts is None or parts.scheme != "https" or not parts.netloc:
+                raise InvalidConfig(
+                    "replicate: webhook_url must be an https URL (Replicate sends webhooks "
+                    "only to https)",
+                    field="webhook_url",
+                )
+        if webhook_secret is None:
+            webhook_secret = os.environ.get("REPLICATE_WEBHOOK_SECRET") or None
+        elif not isinstance(webhook_secret, str) or not webhook_secret.strip():
+            raise InvalidConfig(
+                "replicate: webhook_secret must be a non-empty string", field="webhook_secret"
+            )
+        if not _is_number(poll_interval) or poll_interval <= 0:
+            raise InvalidConfig(
+                "replicate: poll_interval must be seconds > 0", field="poll_interval"
+            )
+        if not _is_number(max_wait) or max_wait < 1:
+            raise InvalidConfig("replicate: max_wait must be seconds >= 1", field="max_wait")
+        super().__init__(
+            api_key=api_token, base_url=base_url, name=name, tier=tier, timeout=timeout
+        )
+        self.model = model
+        self.version = version
+        self.webhook_url = webhook_url
+        self._webhook_secret = webhook_secret.strip() if webhook_secret else None
+        self.poll_interval = float(poll_interval)
+        self.max_wait = float(max_wait)
+
+    @staticmethod
+    def _parse_version(model: str, version: object) -> tuple[str, str]:
+        """``(model, version id)`` from a bare id or ``owner/name:id``."""
+        if not isinstance(version, str):
+            raise InvalidConfig("replicate: version must be a string", field="version")
+        owner_name, colon, version_id = version.rpartition(":")
+        if colon:
+            if not _MODEL.match(owner_name):
+                raise InvalidConfig(
+                    f"replicate: version must be a 64-hex id or 'owner/name:id' (got {version!r})",
+                    field="version",
+                )
+            model = owner_name
+        if not _VERSION.match(version_id):
+            raise InvalidConfig(
+                f"replicate: version must be a 64-hex id or 'owner/name:id' (got {version!r})",
+                field="version",
+            )
+        return model, version_id.lower()
+
+    # -- the request ----------------------------------------------------------------
+
+    def input(self, request: ImageRequest) -> dict[str, Any]:
+        """The model ``input`` for ``request`` (see the class docstring)."""
+        data: dict[str, Any] = {
+            "prompt": request.prompt,
+            "aspect_ratio": aspect_ratio(request.width, request.height),
+            "num_outputs": 1,
+            "output_format": _OUTPUT_FORMATS[request.output_format],
+        }
+        if request.seed is not None:
+            data["seed"] = request.seed
+        data.update(request.options_for(self.name))
+        return data
+
+    def body(self, request: ImageRequest, webhook_url: str | None = None) -> dict[str, Any]:
+        """The create body: ``input``, plus ``version`` and the webhook fields when set."""
+        body: dict[str, Any] = {}
+        if self.version is not None:
+            body["version"] = self.version
+        body["input"] = self.input(request)
+        if webhook_url:
+            body["webhook"] = webhook_url
+            # Only the end matters to us; "output"/"logs" deliveries would be noise.
+            body["webhook_events_filter"] = ["completed"]
+        return body
+
+    def create_path(self) -> str:
+        """Where predictions are created: the version endpoint or the model's own."""
+        if self.version is not None:
+            return "predictions"
+        owner, name = self.model.split("/")
+        return f"models/{quote(owner, safe='')}/{quote(name, safe='')}/predictions"
+
+    def create_headers(self, ctx: ProviderContext) -> dict[str, str]:
+        """``Prefer: wait=N`` and ``Cancel-After: <S>s``, both from the time left."""
+        remaining = ctx.remaining()
+        ceiling = int(min(_MAX_PREFER_WAIT, self.max_wait))
+        wait = max(1, min(int(remaining - 1), ceiling))
+        cancel_after = max(1, math.ceil(remaining))
+        return {"Prefer": f"wait={wait}", "Cancel-After": f"{cancel_after}s"}
+
+    def _webhook(self, ctx: ProviderContext) -> str | None:
+        if self.webhook_url is not None:
+            return self.webhook_url
+        if ctx.webhook_url is None:
+            return None
+        if urlsplit(ctx.webhook_url).scheme != "https":
+            # Replicate refuses non-https webhooks; polling still gets the image.
+            ctx.logger.warning("replicate: not sending a non-https webhook URL; polling instead")
+            return None
+        return ctx.webhook_url
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        """Create a prediction and wait for its image (see the class docstring).
+
+        Raises:
+            ProviderError: The subclass that fits the failure.
+        """
+        self._require_key()
+        response = await self.request(
+            ctx,
+            "POST",
+            self.create_path(),
+            json=self.body(request, self._webhook(ctx)),
+            headers=self.create_headers(ctx),
+            create=True,
+        )
+        prediction = self._prediction(response, create=True)
+        prediction_id = prediction.get("id")
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise ProviderError(
+                "replicate answered the create without a prediction id",
+                provider=self.name,
+                status=response.status_code,
+                retryable=False,
+            )
+        ctx.started(prediction_id)
+        image = self.image_from(prediction, seed=request.seed)
+        if image is not None:
+            return image
+        return await self._poll(
+            ctx, prediction_id, self._get_url(prediction, prediction_id), request
+        )
+
+    def _require_key(self) -> None:
+        if not self.has_key:
+            raise ProviderAuthError(
+                "no Replicate token: pass api_token= or set REPLICATE_API_TOKEN",
+                provider=self.name,
+            )
+
+    def _get_url(self, prediction: dict[str, Any], prediction_id: str) -> str:
+        """``urls.get`` when it is on our API host; else built from ``base_url``."""
+        urls = prediction.get("urls")
+        url = urls.get("get") if isinstance(urls, dict) else None
+        if isinstance(url, str):
+            ours, theirs = urlsplit(self.base_url), urlsplit(url)
+            # Only our own host gets the token: a gateway in base_url stays in the path.
+            if (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc):
+                return url
+        return f"{self.base_url}/predictions/{quote(prediction_id, safe='')}"
+
+    async def _poll(
+        self, ctx: ProviderContext, prediction_id: str, url: str, request: ImageRequest
+    ) -> ProviderImage:
+        delay = self.poll_interval
+        failures = 0
+        wait = delay
+        while True:
+            sleep = min(wait, ctx.remaining() - _POLL_MARGIN)
+            if sleep <= 0:
+                raise ProviderTimeout(
+                    f"replicate prediction {prediction_id} was not done by the deadline",
+                    provider=self.name,
+                    retryable=False,
+                )
+            await ctx.clock.sleep(sleep)
+            delay = min(delay * _POLL_GROWTH, _POLL_CAP)
+            wait = delay
+            try:
+                prediction = self._prediction(await self.request(ctx, "GET", url))
+            except ProviderError as exc:
+                failures += 1
+                # Raising ends the attempt, and the prediction is already billed: ride
+                # out a short outage instead.
+                if not exc.retryable or failures > _POLL_RETRIES:
+                    raise
+                ctx.logger.info("replicate: retrying a poll of %s after %r", prediction_id, exc)
+                if exc.retry_after is not None:
+                    wait = max(wait, exc.retry_after)
+                continue
+            failures = 0
+            image = self.image_from(prediction, seed=request.seed)
+            if image is not None:
+                return image
+            status = prediction.get("status")
+            if status not in _RUNNING:
+                ctx.logger.debug("replicate %s reports status %r", prediction_id, status)
+
+    # -- predictions ----------------------------------------------------------------
+
+    def image_from(
+        self, prediction: dict[str, Any], *, seed: int | None = None
+    ) -> ProviderImage | None:
+        """The image a prediction holds; None while it is still running.
+
+        Used for create and poll answers, and for webhook deliveries (see
+        :meth:`parse_webhook`).
+
+        Args:
+            prediction: The prediction object, as the API or a webhook sends it.
+            seed: The requested seed, reported back on the image.
+
+        Raises:
+            ContentRejected: It failed on a safety check.
+            ProviderError: It failed, or was canceled or aborted.
+            ProviderUnavailable: It succeeded, but its output is gone.
+        """
+        status = prediction.get("status")
+        prediction_id = prediction.get("id")
+        label = f"replicate prediction {prediction_id}"
+        if status == "failed":
+            error = prediction.get("error")
+            text = str(error) if error else "no error given"
+            message = self.redact(f"{label} failed: {text}")
+            if _mentions_safety(text):
+                raise ContentRejected(message, provider=self.name)
+            raise ProviderError(message, provider=self.name, retryable=False)
+        if status in ("canceled", "aborted"):
+            raise ProviderError(f"{label} was {status}", provider=self.name, retryable=False)
+        if status != "succeeded":
+            return None
+        if prediction.get("data_removed") is True:
+            raise ProviderUnavailable(
+                f"{label} succeeded, but its output was removed",
+                provider=self.name,
+                retryable=False,
+            )
+        output = prediction.get("output")
+        if isinstance(output, list):
+            output = output[0] if output else None
+        if output is None:
+            raise ProviderUnavailable(
+                f"{label} succeeded without an output", provider=self.name, retryable=False
+            )
+        if not isinstance(output, str) or not output:
+            raise ProviderError(
+                f"{label} output is {type(output).__name__}, not an image URL",
+                provider=self.name,
+                retryable=False,
+            )
+        handle = prediction_id if isinstance(prediction_id, str) else None
+        if output.startswith("data:"):
+            return ProviderImage(
+                data=self._data_uri(output), seed=seed, raw=prediction, handle=handle
+            )
+        return ProviderImage(
+            url=output,
+            # Replicate's file host wants the token; no other host may see it.
+            headers=self.auth_headers() if is_delivery_url(output) else None,
+            seed=seed,
+            raw=prediction,
+            handle=handle,
+        )
+
+    def _data_uri(self, url: str) -> bytes:
+        header, _, payload = url.partition(",")
+        if not header.endswith(";base64"):
+            raise ProviderError(
+                "replicate's data URI is not base64", provider=self.name, retryable=False
+            )
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProviderError(
+                "replicate's data URI holds invalid base64", provider=self.name, retryable=False
+            ) from None
+
+    def _prediction(self, response: httpx.Response, *, create: bool = False) -> dict[str, Any]:
+        """The prediction object in ``response``."""
+        data = self.json(response, create=create)
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(
+                f"replicate answered {type(data).__name__}, not a prediction",
+                provider=self.name,
+                status=response.status_code,
+                retryable=not create,
+            )
+        return data
+
+    def parse_webhook(self, body: bytes) -> dict[str, Any]:
+        """The prediction a webhook delivery carries (its body is the prediction object).
+
+        Call it only after the signature was verified; this checks the shape, not
+        the sender. Pass the result to :meth:`image_from`.
+
+        Args:
+            body: The raw request body.
+
+        Raises:
+            ProviderError: The body is not a JSON prediction with an ``id``.
+        """
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ProviderError(
+                "replicate webhook body is not JSON", provider=self.name, retryable=False
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise ProviderError(
+                "replicate webhook body is not a prediction", provider=self.name, retryable=False
+            )
+        return data
+
+    # -- cancel, check, secret ------------------------------------------------------
+
+    async def cancel(self, handle: object, ctx: ProviderContext) -> None:
+        """Stop a prediction: ``POST {base_url}/predictions/{id}/cancel``.
+
+        Failures raise (the generator logs them); handles that are not a
+        prediction id are ignored.
+        """
+        if not isinstance(handle, str) or not handle:
+            return
+        response = await self.request(ctx, "POST", f"predictions/{quote(handle, safe='')}/cancel")
+        status = _status_of(response)
+        ctx.logger.info("replicate prediction %s: cancel answered %s", handle, status)
+
+    async def check(self, ctx: ProviderContext) -> None:
+        """Verify the token without paying: ``GET {base_url}/account``.
+
+        The account endpoint needs a valid token and bills nothing. A 401 raises
+        :class:`ProviderAuthError`; 429, 5xx and connection errors raise as usual.
+
+        Raises:
+            ProviderError: The subclass that fits the failure.
+        """
+        self._require_key()
+        response = await self.request(ctx, "GET", "account")
+        ctx.logger.debug("replicate: token accepted (%s)", _status_of(response))
+
+    async def signing_secret(self, ctx: ProviderContext) -> str:
+        """The webhook signing secret (``whsec_...``).
+
+        ``webhook_secret`` or ``REPLICATE_WEBHOOK_SECRET`` when set; otherwise
+        ``GET {base_url}/webhooks/default/secret`` (one secret per account), kept
+        for later calls.
+
+        Raises:
+            ProviderError: The secret could not be fetched.
+        """
+        if self._webhook_secret is None:
+            self._require_key()
+            response = await self.request(ctx, "GET", "webhooks/default/secret")
+            data = self.json(response)
+            key = data.get("key") if isinstance(data, dict) else None
+            if not isinstance(key, str) or not key:
+                raise ProviderError(
+                    "replicate's webhook secret answer has no key",
+                    provider=self.name,
+                    status=response.status_code,
+                    retryable=False,
+                )
+            self._webhook_secret = key
+        return self._webhook_secret
+
+    # -- errors ---------------------------------------------------------------------
+
+    def classify(
+        self,
+        response: httpx.Response,
+        body: Any,
+        message: str,
+        retry_after: float | None,
+    ) -> ProviderError | None:
+        """Replicate specifics: a 429 without ``Retry-After`` says when in ``detail``."""
+        if response.status_code == 429 and retry_after is None:
+            detail = body.get("detail") if isinstance(body, dict) else None
+            match = _RESETS_IN.search(detail) if isinstance(detail, str) else None
+            if match is not None:
+                return ProviderRateLimited(
+                    message,
+                    provider=self.name,
+                    status=429,
+                    retry_after=float(match.group(1)),
+                )
+        return super().classify(response, body, message, retry_after)
+
+    def __repr__(self) -> str:
+        key = "set" if self.has_key else "missing"
+        target = f"version={self.version!r}" if self.version else f"model={self.model!r}"
+        return f"Replicate(name={self.name!r}, {target}, key={key})"
+
+
+def _status_of(response: httpx.Response) -> object:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.status_code
+    return data.get("status") if isinstance(data, dict) else response.status_code
