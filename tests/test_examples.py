@@ -19,6 +19,15 @@ KEYS = (
 )
 
 
+def run(path: Path) -> object:
+    """Run a script as __main__; its exit code (None when it just ends)."""
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:  # the keyless examples exit early
+        return exit_.code
+    return None
+
+
 class TestExamples:
     @pytest.mark.parametrize(
         ("name", "expected"),
@@ -48,8 +57,5 @@ class TestExamples:
             monkeypatch.delenv(key, raising=False)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setattr(sys, "argv", [name])
-        try:
-            runpy.run_path(str(EXAMPLES / name), run_name="__main__")
-        except SystemExit as exit_:  # the keyless examples exit early, successfully
-            assert exit_.code in (None, 0)
+        assert run(EXAMPLES / name) in (None, 0)
         assert expected in capsys.readouterr().out
