@@ -10,14 +10,18 @@ import pytest
 
 from imagegen import (
     DEFAULT,
+    Fal,
     Fallback,
     Hedge,
     ImageGenerator,
     InvalidConfig,
     LocalStorage,
+    OpenAIImages,
     Placeholder,
     Race,
+    Replicate,
     SQLiteState,
+    Unsplash,
 )
 
 PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
@@ -194,19 +198,62 @@ class TestSettings:
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_DEFAULT_IMAGE": value})
         assert gen._config.default_image is None
 
-    @pytest.mark.parametrize("key", PROVIDER_KEYS)
-    def test_provider_key_warns_without_leaking(
-        self, environ: dict[str, str], key: str, caplog: pytest.LogCaptureFixture
+    @pytest.mark.parametrize(
+        ("variables", "expected"),
+        [
+            ({"REPLICATE_API_TOKEN": "r8_secret-value-123"}, [Replicate]),
+            ({"FAL_KEY": "id:secret-value-123"}, [Fal]),
+            ({"FAL_KEY_ID": "id", "FAL_KEY_SECRET": "secret-value-123"}, [Fal]),
+            ({"OPENAI_API_KEY": "sk-secret-value-123"}, [OpenAIImages]),
+            ({"UNSPLASH_ACCESS_KEY": "secret-value-123"}, [Unsplash]),
+            (
+                {
+                    "UNSPLASH_ACCESS_KEY": "u-secret-value-123",
+                    "OPENAI_API_KEY": "sk-secret-value-123",
+                    "FAL_KEY": "f-secret-value-123",
+                    "REPLICATE_API_TOKEN": "r8_secret-value-123",
+                },
+                [Replicate, Fal, OpenAIImages, Unsplash],
+            ),
+        ],
+    )
+    def test_provider_keys_select_hosted_providers(
+        self,
+        environ: dict[str, str],
+        variables: dict[str, str],
+        expected: list[type],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """A provider key logs a warning naming it (never its value) and Placeholder is used."""
-        secret = "sk-secret-value-123"
-        with caplog.at_level(logging.WARNING, logger="imagegen"):
-            gen = ImageGenerator.from_env({**environ, key: secret})
-        assert [type(p) for p in gen.providers] == [Placeholder]
-        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 1
-        assert key in warnings[0].getMessage()
-        assert secret not in caplog.text
+        """Each key found selects its provider, AI first, stock last; no key is ever logged."""
+        with caplog.at_level(logging.DEBUG, logger="imagegen"):
+            gen = ImageGenerator.from_env({**environ, **variables})
+        assert [type(p) for p in gen.providers] == expected
+        assert [p.tier for p in gen.providers] == [1 if cls is Unsplash else 0 for cls in expected]
+        for value in variables.values():
+            assert value not in caplog.text
+            assert value not in repr(gen.providers)
+
+    def test_provider_settings_from_the_environment(self, environ: dict[str, str]) -> None:
+        """Model, app and gateway variables reach the providers they configure."""
+        gen = ImageGenerator.from_env(
+            {
+                **environ,
+                "REPLICATE_API_TOKEN": "r8_x",
+                "IMAGEGEN_REPLICATE_MODEL": "owner/model",
+                "FAL_KEY": "k",
+                "IMAGEGEN_FAL_APP": "fal-ai/flux/dev",
+                "OPENAI_API_KEY": "sk",
+                "IMAGEGEN_OPENAI_MODEL": "dall-e-3",
+                "OPENAI_BASE_URL": "https://gateway.example.com/v1",
+            }
+        )
+        replicate, fal, openai = gen.providers
+        assert isinstance(replicate, Replicate)
+        assert replicate.model == "owner/model"
+        assert isinstance(fal, Fal)
+        assert fal.app == "fal-ai/flux/dev"
+        assert isinstance(openai, OpenAIImages)
+        assert (openai.model, openai.base_url) == ("dall-e-3", "https://gateway.example.com/v1")
 
     def test_no_warning_without_keys(
         self, environ: dict[str, str], caplog: pytest.LogCaptureFixture

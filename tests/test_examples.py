@@ -39,6 +39,7 @@ class TestExamples:
             ("openai_provider.py", "OPENAI_API_KEY is not set"),
             ("fal_provider.py", "FAL_KEY"),
             ("unsplash_provider.py", "UNSPLASH_ACCESS_KEY"),
+            ("replicate_provider.py", "REPLICATE_API_TOKEN"),
         ],
     )
     def test_example_runs(

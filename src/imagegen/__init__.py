@@ -33,6 +33,7 @@ from .providers import (
     Provider,
     ProviderContext,
     ProviderImage,
+    Replicate,
     Unsplash,
 )
 from .state import MemoryState, SQLiteState, StateBackend
@@ -89,6 +90,7 @@ __all__ = [
     "ProviderUnavailable",
     "Race",
     "Record",
+    "Replicate",
     "Retry",
     "SQLiteState",
     "Selection",

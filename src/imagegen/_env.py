@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidConfig
-from .providers import Placeholder, Provider
+from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
 from .state import SQLiteState
 from .storage import LocalStorage
 from .strategies import Fallback, Hedge, Race
@@ -27,7 +27,6 @@ _NOT_YET = {
     "IMAGEGEN_R2_ACCOUNT_ID": "R2Storage",
 }
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -43,6 +42,53 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _options(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
+    """Constructor keywords (argument -> variable) for the variables that are set."""
+    return {arg: environ[var] for arg, var in names.items() if environ.get(var)}
+
+
+def _providers(environ: Mapping[str, str]) -> list[Provider]:
+    """One hosted provider per key found, in the order AI first, stock photos last."""
+    providers: list[Provider] = []
+    if environ.get("REPLICATE_API_TOKEN"):
+        providers.append(
+            Replicate(
+                **_options(
+                    environ,
+                    {
+                        "api_token": "REPLICATE_API_TOKEN",
+                        "model": "IMAGEGEN_REPLICATE_MODEL",
+                        "webhook_url": "IMAGEGEN_REPLICATE_WEBHOOK_URL",
+                        "webhook_secret": "REPLICATE_WEBHOOK_SECRET",
+                    },
+                )
+            )
+        )
+    fal_key = environ.get("FAL_KEY") or (
+        f"{environ['FAL_KEY_ID']}:{environ['FAL_KEY_SECRET']}"
+        if environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")
+        else None
+    )
+    if fal_key:
+        providers.append(Fal(key=fal_key, **_options(environ, {"app": "IMAGEGEN_FAL_APP"})))
+    if environ.get("OPENAI_API_KEY"):
+        providers.append(
+            OpenAIImages(
+                **_options(
+                    environ,
+                    {
+                        "api_key": "OPENAI_API_KEY",
+                        "model": "IMAGEGEN_OPENAI_MODEL",
+                        "base_url": "OPENAI_BASE_URL",
+                    },
+                )
+            )
+        )
+    if environ.get("UNSPLASH_ACCESS_KEY"):
+        providers.append(Unsplash(access_key=environ["UNSPLASH_ACCESS_KEY"]))
+    return providers
+
+
 def settings_from_env(
     environ: Mapping[str, str], *, environment: str | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
@@ -52,12 +98,6 @@ def settings_from_env(
             raise InvalidConfig(
                 f"{name} is set, but {part} is not available in this version", field=name
             )
-    keys = [name for name in _PROVIDER_KEYS if environ.get(name)]
-    if keys:
-        logger.warning(
-            "%s set, but hosted providers are not available in this version; using Placeholder",
-            ", ".join(keys),
-        )
     data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data").absolute()
     namespace = environment or environ.get("IMAGEGEN_ENV") or None
     if namespace is not None and not _NAMESPACE.match(namespace):
@@ -73,7 +113,7 @@ def settings_from_env(
             field="IMAGEGEN_STRATEGY",
         )
     state = SQLiteState(data_dir / "state.sqlite3")
-    providers: list[Provider] = [Placeholder()]
+    providers = _providers(environ) or [Placeholder()]
     kwargs: dict[str, Any] = {
         "providers": providers,
         "strategy": _STRATEGIES[strategy_name](),

@@ -5,6 +5,7 @@ from ._fal import Fal
 from ._http import HTTPProvider
 from ._openai import OpenAIImages
 from ._placeholder import Placeholder
+from ._replicate import Replicate
 from ._unsplash import Unsplash
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "Provider",
     "ProviderContext",
     "ProviderImage",
+    "Replicate",
     "Unsplash",
 ]

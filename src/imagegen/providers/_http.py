@@ -117,7 +117,8 @@ class HTTPProvider(Provider):
             api_key = os.environ.get(self.env_var) or None
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise InvalidConfig(
-                f"{self.name}: the API key must be a non-empty string", field="api_key"
+                f"{self.name}: {self.key_argument} must be a non-empty string",
+                field=self.key_argument,
             )
         self._key = api_key.strip() if api_key else None
         self.base_url = (base_url or self.default_base_url).rstrip("/")
