@@ -566,6 +566,7 @@ class ImageGenerator:
                     job_id=gen.job_id,
                     logger=self._loggers[name],
                     http_factory=self._http_client,
+                    spawn=self._background.start_soon if self._background else None,
                 )
                 await self._event("attempt_started", gen.id, name, {"try": tries})
                 in_flight = True

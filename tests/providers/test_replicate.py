@@ -1268,6 +1268,38 @@ class TestThroughGenerator:
         attempt = next(a for a in result.attempts if a.provider == "replicate")
         assert attempt.outcome == "cancelled"
 
+    async def test_race_lost_during_the_create_still_cancels(self, clock: FakeClock) -> None:
+        """A create still waiting (Prefer: wait) when the race is lost is finished, then cancelled.
+
+        Inside ``async with`` the create runs in the generator's background, so the
+        winner is not held up, and the prediction it makes is cancelled once its id
+        is known: nobody pays for an image no one will see.
+        """
+
+        async def slow_create(_: httpx.Request) -> httpx.Response:
+            await clock.sleep(3.0)  # the vendor holds the request open
+            return created()
+
+        async with httpx.AsyncClient() as http:
+            with respx.mock(assert_all_called=False) as mock:
+                create = mock.post(CREATE_URL).mock(side_effect=slow_create)
+                cancel = mock.post(CANCEL_URL).respond(
+                    200, json=prediction(status="canceled", output=None)
+                )
+                async with ImageGenerator(
+                    providers=[Replicate(api_token=TOKEN), instant("fast", delay=1.0)],
+                    strategy=Race(),
+                    http=http,
+                    clock=clock,
+                ) as gen:
+                    result = await gen.generate("a red fox")
+                    assert result.provider == "fast"
+                    assert clock.monotonic() == 1.0
+                    assert cancel.call_count == 0
+        assert create.call_count == 1
+        assert cancel.call_count == 1
+        assert cancel.calls.last.request.url.path == f"/v1/predictions/{PREDICTION_ID}/cancel"
+
     async def test_deadline_cancels_the_prediction(self, clock: FakeClock) -> None:
         """A prediction still running at the deadline is cancelled, and not created again."""
         async with httpx.AsyncClient() as http:

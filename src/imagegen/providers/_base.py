@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import anyio
 import attrs
 
 from .._clock import Clock, SystemClock
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["Provider", "ProviderContext", "ProviderImage"]
 
 logger = logging.getLogger("imagegen.providers")
+_T = TypeVar("_T")
+_UNDO_TIMEOUT = 5.0  # seconds an undo (a remote cancel) may take
 
 
 def _one_source(instance: ProviderImage, _: attrs.Attribute[Any], __: object) -> None:
@@ -83,6 +86,9 @@ class ProviderContext:
         default=None, alias="http_factory"
     )
     _on_started: Callable[[object], None] | None = attrs.field(default=None, alias="on_started")
+    _spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = attrs.field(
+        default=None, alias="spawn"
+    )
     handle: object = attrs.field(default=None, init=False)
 
     @property
@@ -96,6 +102,65 @@ class ProviderContext:
     def remaining(self) -> float:
         """Seconds left before ``deadline`` (never negative)."""
         return max(0.0, self.deadline - self.clock.monotonic())
+
+    async def protect_create(
+        self,
+        create: Callable[[], Awaitable[_T]],
+        undo: Callable[[_T, ProviderContext], Awaitable[object]],
+    ) -> _T:
+        """Run a request that creates billable work so that its result is never lost.
+
+        If this attempt is abandoned (lost a race, deadline, caller cancelled) while
+        ``create`` is in flight, the request is not cut off: it finishes in the
+        generator's background (bounded by its own timeout), and ``undo`` is called
+        with its result and a context with a fresh, short deadline (e.g. to cancel
+        the prediction it made). Without a background
+        group (a generator used without ``async with``) the create is simply awaited,
+        and cut off with the attempt.
+        """
+        if self._spawn is None:
+            return await create()
+        done = anyio.Event()
+        box: dict[str, Any] = {}
+        abandoned = False
+
+        async def run() -> None:
+            try:
+                value = await create()
+            except Exception as exc:  # noqa: BLE001 - the waiting attempt raises it
+                box["error"] = exc
+                done.set()
+                return
+            if abandoned:
+                await self._undo(undo, value)
+            else:
+                box["value"] = value
+                done.set()
+
+        self._spawn(run)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            abandoned = True
+            if "value" in box:  # finished just as we were cancelled: undo it here
+                value = box["value"]
+                self._spawn(lambda: self._undo(undo, value))
+            raise
+        if "error" in box:
+            raise box["error"]
+        result: _T = box["value"]
+        return result
+
+    async def _undo(
+        self, undo: Callable[[_T, ProviderContext], Awaitable[object]], value: _T
+    ) -> None:
+        deadline = self.clock.monotonic() + _UNDO_TIMEOUT
+        fresh = attrs.evolve(self, deadline=deadline)
+        with anyio.CancelScope(shield=True), self.clock.deadline_scope(deadline):
+            try:
+                await undo(value, fresh)
+            except Exception:
+                self.logger.warning("undoing an abandoned create failed", exc_info=True)
 
     def started(self, handle: object) -> None:
         """Report that billable remote work exists (a prediction id, a queue id).

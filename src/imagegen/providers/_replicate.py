@@ -318,13 +318,18 @@ class Replicate(HTTPProvider):
             ProviderError: The subclass that fits the failure.
         """
         self._require_key()
-        response = await self.request(
-            ctx,
-            "POST",
-            self.create_path(),
-            json=self.body(request, self._webhook(ctx)),
-            headers=self.create_headers(ctx),
-            create=True,
+        # Prefer: wait can hold the create open for up to a minute: if the attempt is
+        # abandoned meanwhile, the prediction it makes is cancelled once it exists.
+        response = await ctx.protect_create(
+            lambda: self.request(
+                ctx,
+                "POST",
+                self.create_path(),
+                json=self.body(request, self._webhook(ctx)),
+                headers=self.create_headers(ctx),
+                create=True,
+            ),
+            self._cancel_created,
         )
         prediction = self._prediction(response, create=True)
         prediction_id = prediction.get("id")
@@ -526,6 +531,15 @@ class Replicate(HTTPProvider):
         response = await self.request(ctx, "POST", f"predictions/{quote(handle, safe='')}/cancel")
         status = _status_of(response)
         ctx.logger.info("replicate prediction %s: cancel answered %s", handle, status)
+
+    async def _cancel_created(self, response: httpx.Response, ctx: ProviderContext) -> None:
+        """Cancel the prediction an abandoned create made (it was never reported)."""
+        try:
+            prediction_id = response.json().get("id")
+        except (ValueError, AttributeError):
+            return  # no readable id: Cancel-After stops it at the deadline
+        ctx.logger.info("replicate: cancelling %s, made by an abandoned create", prediction_id)
+        await self.cancel(prediction_id, ctx)
 
     async def check(self, ctx: ProviderContext) -> None:
         """Verify the token without paying: ``GET {base_url}/account``.
