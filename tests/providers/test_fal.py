@@ -975,6 +975,30 @@ class TestThroughGenerator:
         fal_attempt = next(a for a in result.attempts if a.provider == "fal")
         assert fal_attempt.outcome == "cancelled"
 
+    async def test_race_lost_during_the_submit_still_cancels(self, clock: FakeClock) -> None:
+        """A submit in flight when the race is lost finishes in the background, then is undone."""
+
+        async def slow_submit(_: httpx.Request) -> httpx.Response:
+            await clock.sleep(3.0)
+            return httpx.Response(200, json=SUBMITTED)
+
+        async with httpx.AsyncClient() as http:
+            with respx.mock(assert_all_called=False) as mock:
+                submit = mock.post(SUBMIT_URL).mock(side_effect=slow_submit)
+                cancel = mock.put(f"{REQUESTS}/cancel").respond(
+                    202, json={"status": "CANCELLATION_REQUESTED"}
+                )
+                async with ImageGenerator(
+                    providers=[Fal(key=KEY, queue=True), slow("fast", 1.0)],
+                    strategy=Race(),
+                    http=http,
+                    clock=clock,
+                ) as gen:
+                    result = await gen.generate("a red fox")
+                    assert (result.provider, clock.monotonic()) == ("fast", 1.0)
+        assert submit.call_count == 1
+        assert cancel.call_count == 1
+
     async def test_failed_queued_request_is_not_retried(self, clock: FakeClock) -> None:
         """A failed queued request is cancelled, not submitted again; the next tier serves."""
         async with httpx.AsyncClient() as http:

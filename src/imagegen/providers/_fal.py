@@ -288,13 +288,18 @@ class Fal(HTTPProvider):
 
     async def _queued(self, body: dict[str, Any], ctx: ProviderContext) -> ProviderImage:
         webhook = self.webhook_url or ctx.webhook_url
-        response = await self.request(
-            ctx,
-            "POST",
-            f"{self.queue_url}/{self.app}",
-            json=body,
-            params={"fal_webhook": webhook} if webhook else None,
-            create=True,
+        # If the attempt is abandoned while the submit is in flight, the queued request
+        # it makes is cancelled once its id is known.
+        response = await ctx.protect_create(
+            lambda: self.request(
+                ctx,
+                "POST",
+                f"{self.queue_url}/{self.app}",
+                json=body,
+                params={"fal_webhook": webhook} if webhook else None,
+                create=True,
+            ),
+            self._cancel_submitted,
         )
         handle = self._handle(self._object(response, create=True))
         ctx.started(handle)
@@ -399,6 +404,14 @@ class Fal(HTTPProvider):
         # classified body (a content-policy 422 becomes ContentRejected).
         await self._get(ctx, handle.response_url, retries=0)
         raise ProviderError(message, provider=self.name, retryable=False)
+
+    async def _cancel_submitted(self, response: httpx.Response, ctx: ProviderContext) -> None:
+        """Cancel the queued request an abandoned submit made (it was never reported)."""
+        try:
+            handle = self._handle(self._object(response, create=True))
+        except ProviderError:
+            return  # no readable id: nothing we can cancel
+        await self.cancel(handle, ctx)
 
     async def cancel(self, handle: object, ctx: ProviderContext) -> None:
         """Stop a queued request: ``PUT cancel_url``. Finished or unknown requests are left be."""
