@@ -35,6 +35,7 @@ from .providers import (
     ProviderImage,
     Replicate,
     Unsplash,
+    WebhookReceiver,
 )
 from .state import MemoryState, SQLiteState, StateBackend
 from .storage import LocalStorage, MemoryStorage, Storage, StorageStats, StoredObject
@@ -101,6 +102,7 @@ __all__ = [
     "StoredObject",
     "SystemClock",
     "Unsplash",
+    "WebhookReceiver",
     "WebhookVerificationError",
 ]
 

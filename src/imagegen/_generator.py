@@ -41,7 +41,7 @@ from ._errors import (
 from ._image import dimensions, extension_for
 from ._models import Attempt, Event, ImageRequest, ImageResult, ProviderDayStats, Record
 from ._tracking import Tracker
-from .providers import Provider, ProviderContext, ProviderImage
+from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
 from .providers._placeholder import render_placeholder
 from .state import MemoryState, StateBackend
 from .storage import Storage
@@ -57,6 +57,7 @@ logger = logging.getLogger("imagegen")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_WEBHOOK_TOLERANCE = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
 _CANCEL_TIMEOUT = 5.0  # seconds a remote cancel may take, shielded from the caller's cancel
 _USER_AGENT = "imagegen (+https://pypi.org/project/imagegen/)"
 
@@ -269,7 +270,7 @@ class ImageGenerator:
         self._background: anyio.abc.TaskGroup | None = None
         # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
         # ":", so no namespace's keys can ever match another's prefix scan.
-        prefix = f"imagegen:{namespace or ''}:"
+        prefix = self._state_prefix = f"imagegen:{namespace or ''}:"
         self._key_prefix = f"{namespace}/" if namespace else ""
         self._tracker = Tracker(self.state, prefix=prefix)
         self._breakers = {
@@ -930,6 +931,42 @@ class ImageGenerator:
                     await outcome
             except Exception:
                 logger.exception("hook %r failed on %s", hook, event.kind)
+
+    async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> None:
+        """Take a vendor's callback: verify it, drop replays, complete the waiting attempt.
+
+        A verified delivery for an unknown or finished job, or a replay (the same
+        delivery id within the tolerance window), returns quietly and changes nothing.
+
+        Raises:
+            WebhookVerificationError: Missing, wrong or stale signature.
+            InvalidConfig: No provider of that name takes webhooks.
+            ProviderError: The provider could not verify (e.g. fetching its secret failed).
+        """
+        target: object = next((p for p in self._config.providers if p.name == provider), None)
+        if not isinstance(target, WebhookReceiver):
+            raise InvalidConfig(f"no provider named {provider!r} takes webhooks", field="provider")
+        ctx = ProviderContext(
+            deadline=self.clock.monotonic() + _CANCEL_TIMEOUT,
+            clock=self.clock,
+            logger=self._loggers[provider],
+            http_factory=self._http_client,
+        )
+        delivery_id, payload = await target.receive_webhook(
+            headers, body, ctx, now=self.clock.time()
+        )
+        # Remember each delivery for twice the signature tolerance: a replay inside the
+        # window is caught here, and one outside it fails the timestamp check.
+        fresh = await self.state.set_if_absent(
+            f"{self._state_prefix}webhook:{provider}:{delivery_id}",
+            b"1",
+            ttl=2 * _WEBHOOK_TOLERANCE,
+        )
+        if not fresh:
+            logger.info("webhook %s from %s is a replay; ignored", delivery_id, provider)
+            return
+        if not target.deliver(payload):
+            logger.info("webhook %s from %s: nothing here waits for it", delivery_id, provider)
 
     async def record(self, generation_id: str) -> Record | None:
         """What happened to one generation, or None for an unknown id."""

@@ -1,6 +1,6 @@
 """Providers: the contract, the HTTP base, and the built-in implementations."""
 
-from ._base import Provider, ProviderContext, ProviderImage
+from ._base import Provider, ProviderContext, ProviderImage, WebhookReceiver
 from ._fal import Fal
 from ._http import HTTPProvider
 from ._openai import OpenAIImages
@@ -18,4 +18,5 @@ __all__ = [
     "ProviderImage",
     "Replicate",
     "Unsplash",
+    "WebhookReceiver",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import attrs
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .._models import ImageRequest
 
-__all__ = ["Provider", "ProviderContext", "ProviderImage"]
+__all__ = ["Provider", "ProviderContext", "ProviderImage", "WebhookReceiver"]
 
 logger = logging.getLogger("imagegen.providers")
 _T = TypeVar("_T")
@@ -235,3 +235,21 @@ class Provider(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, tier={self.tier!r})"
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """A provider whose vendor can call back when work completes (see ``handle_webhook``)."""
+
+    async def receive_webhook(
+        self, headers: Mapping[str, str], body: bytes, ctx: ProviderContext, *, now: float
+    ) -> tuple[str, dict[str, Any]]:
+        """Verify one delivery; return its unique id (for replay protection) and payload.
+
+        Raises ``WebhookVerificationError`` when the delivery is not authentic.
+        """
+        ...
+
+    def deliver(self, payload: Mapping[str, Any]) -> bool:
+        """Hand a verified payload to the attempt waiting for it; False when none is."""
+        ...

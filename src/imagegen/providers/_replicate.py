@@ -13,9 +13,11 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+import anyio
 import httpx
 
 from .._errors import (
@@ -28,6 +30,7 @@ from .._errors import (
     ProviderUnavailable,
 )
 from .._models import ImageRequest
+from .._webhooks import verify_standard_webhook
 from ._base import ProviderContext, ProviderImage
 from ._http import HTTPProvider
 
@@ -48,6 +51,26 @@ _POLL_GROWTH = 1.5
 _POLL_CAP = 5.0
 _POLL_RETRIES = 3  # consecutive transient GET failures tolerated while polling
 _POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
+_SAFETY_NET = 5.0  # with webhooks, the first poll comes this late...
+_SAFETY_NET_CAP = 15.0  # ...and polls at most this often after that
+
+
+class _Mailbox:
+    """Where a webhook delivery meets the attempt waiting for its prediction."""
+
+    def __init__(self) -> None:
+        self.arrived = anyio.Event()
+        self.prediction: dict[str, Any] | None = None
+
+    def put(self, prediction: dict[str, Any]) -> None:
+        self.prediction = prediction
+        self.arrived.set()
+
+    def reset(self) -> None:
+        self.arrived = anyio.Event()
+        self.prediction = None
+
+
 _SAFETY = ("nsfw", "safety", "content policy", "content_policy")
 _RESETS_IN = re.compile(r"resets in\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
 
@@ -237,6 +260,9 @@ class Replicate(HTTPProvider):
         self._webhook_secret = webhook_secret.strip() if webhook_secret else None
         self.poll_interval = float(poll_interval)
         self.max_wait = float(max_wait)
+        # Predictions this process is waiting for, by id: a verified webhook delivery
+        # (see receive_webhook/deliver) completes them without waiting for a poll.
+        self._mailboxes: dict[str, _Mailbox] = {}
 
     @staticmethod
     def _parse_version(model: str, version: object) -> tuple[str, str]:
@@ -344,9 +370,15 @@ class Replicate(HTTPProvider):
         image = self.image_from(prediction, seed=request.seed)
         if image is not None:
             return image
-        return await self._poll(
-            ctx, prediction_id, self._get_url(prediction, prediction_id), request
-        )
+        url = self._get_url(prediction, prediction_id)
+        if self._webhook(ctx) is None:
+            return await self._poll(ctx, prediction_id, url, request)
+        # With a webhook the completion arrives by delivery; polling is the safety net.
+        mailbox = self._mailboxes[prediction_id] = _Mailbox()
+        try:
+            return await self._poll(ctx, prediction_id, url, request, mailbox=mailbox)
+        finally:
+            del self._mailboxes[prediction_id]
 
     def _require_key(self) -> None:
         if not self.has_key:
@@ -367,9 +399,16 @@ class Replicate(HTTPProvider):
         return f"{self.base_url}/predictions/{quote(prediction_id, safe='')}"
 
     async def _poll(
-        self, ctx: ProviderContext, prediction_id: str, url: str, request: ImageRequest
+        self,
+        ctx: ProviderContext,
+        prediction_id: str,
+        url: str,
+        request: ImageRequest,
+        *,
+        mailbox: _Mailbox | None = None,
     ) -> ProviderImage:
-        delay = self.poll_interval
+        delay = self.poll_interval if mailbox is None else max(self.poll_interval, _SAFETY_NET)
+        cap = _POLL_CAP if mailbox is None else _SAFETY_NET_CAP
         failures = 0
         wait = delay
         while True:
@@ -380,8 +419,17 @@ class Replicate(HTTPProvider):
                     provider=self.name,
                     retryable=False,
                 )
-            await ctx.clock.sleep(sleep)
-            delay = min(delay * _POLL_GROWTH, _POLL_CAP)
+            if mailbox is None:
+                await ctx.clock.sleep(sleep)
+            else:
+                with ctx.clock.deadline_scope(ctx.clock.monotonic() + sleep):
+                    await mailbox.arrived.wait()
+                if mailbox.prediction is not None:
+                    image = self.image_from(mailbox.prediction, seed=request.seed)
+                    if image is not None:
+                        return image
+                    mailbox.reset()  # not final after all: keep waiting
+            delay = min(delay * _POLL_GROWTH, cap)
             wait = delay
             try:
                 prediction = self._prediction(await self.request(ctx, "GET", url))
@@ -553,6 +601,29 @@ class Replicate(HTTPProvider):
         self._require_key()
         response = await self.request(ctx, "GET", "account")
         ctx.logger.debug("replicate: token accepted (%s)", _status_of(response))
+
+    async def receive_webhook(
+        self, headers: Mapping[str, str], body: bytes, ctx: ProviderContext, *, now: float
+    ) -> tuple[str, dict[str, Any]]:
+        """Verify a delivery (Standard Webhooks signature, 5-minute tolerance).
+
+        Returns its ``webhook-id`` (for replay protection) and the prediction.
+
+        Raises:
+            WebhookVerificationError: Missing, wrong or stale signature.
+            ProviderError: The secret could not be fetched, or the verified body is
+                not a prediction.
+        """
+        webhook_id = verify_standard_webhook(await self.signing_secret(ctx), headers, body, now=now)
+        return webhook_id, self.parse_webhook(body)
+
+    def deliver(self, prediction: Mapping[str, Any]) -> bool:
+        """Hand a verified prediction to the attempt waiting for it; False if none is."""
+        mailbox = self._mailboxes.get(str(prediction.get("id")))
+        if mailbox is None:
+            return False
+        mailbox.put(dict(prediction))
+        return True
 
     async def signing_secret(self, ctx: ProviderContext) -> str:
         """The webhook signing secret (``whsec_...``).
