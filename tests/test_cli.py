@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagegen import Event
+from imagegen import Event, Placeholder, ProviderAuthError
 from imagegen._cli import _Progress, main
 
 PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
@@ -189,6 +189,34 @@ class TestBadArguments:
         out, err = capsys.readouterr()
         assert out == ""
         assert "IMAGEGEN_TIMEOUT" in _one_error_line(err)
+
+
+class TestDoctor:
+    def test_offline_providers_are_fine(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Offline, doctor checks the placeholder and the state backend and exits 0."""
+        assert main(["doctor"]) == 0
+        out = capsys.readouterr().out
+        assert "ok  placeholder: ok" in out
+        assert "state backend: ok" in out
+
+    def test_json(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--json prints the deep health report."""
+        assert main(["doctor", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["status"] == "ok"
+        assert report["checks"] == {"placeholder": "ok"}
+
+    def test_a_failed_check_exits_1(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A provider whose check fails is reported with its error, and the exit code is 1."""
+
+        async def refuse(self: Placeholder, ctx: object) -> None:
+            raise ProviderAuthError("key refused", provider="placeholder", status=401)
+
+        monkeypatch.setattr(Placeholder, "check", refuse)
+        assert main(["doctor"]) == 1
+        assert "FAIL placeholder: ProviderAuthError: key refused" in capsys.readouterr().out
 
 
 class TestStats:

@@ -299,6 +299,54 @@ class TestFailingParts:
         assert (health["status"], health["state"]) == ("degraded", "error: ConnectionError")
 
 
+class Checked(FakeProvider):
+    """A provider whose check() does what it is told."""
+
+    def __init__(self, name: str, outcome: str) -> None:
+        super().__init__(name)
+        self.outcome = outcome
+
+    async def check(self, ctx: ProviderContext) -> None:
+        if self.outcome == "auth":
+            raise ProviderError("key refused", provider=self.name, status=401)
+        if self.outcome == "hang":
+            await ctx.clock.sleep(3600)
+        if self.outcome == "bug":
+            raise KeyError("oops")
+
+
+class TestDeepHealth:
+    async def test_checks_run_for_enabled_providers(self, clock: FakeClock) -> None:
+        """health(deep=True) reports each enabled provider's check; one failure degrades it."""
+        gen = ImageGenerator(
+            providers=[
+                Checked("good", "ok"),
+                Checked("refused", "auth"),
+                Checked("stuck", "hang"),
+                Checked("buggy", "bug"),
+                Checked("off", "auth"),
+            ],
+            timeout=5.0,
+            clock=clock,
+        )
+        gen.configure(enabled={"off": False})
+        report = await gen.health(deep=True)
+        assert report["status"] == "degraded"
+        assert report["checks"] == {
+            "good": "ok",
+            "refused": "ProviderError: key refused",
+            "stuck": "ProviderTimeout: no answer",
+            "buggy": "unexpected KeyError",
+        }
+        assert clock.monotonic() == 5.0
+
+    async def test_all_checks_pass(self, clock: FakeClock) -> None:
+        """With every check passing the deep status is ok; a shallow health runs none."""
+        gen = ImageGenerator(providers=[Checked("good", "ok")], clock=clock)
+        assert (await gen.health(deep=True))["status"] == "ok"
+        assert "checks" not in await gen.health()
+
+
 class TestSmallThings:
     def test_default_sentinel_repr(self) -> None:
         """DEFAULT shows as DEFAULT in reprs and docs."""

@@ -1,4 +1,4 @@
-"""The ``imagegen`` command: generate an image, or read the statistics.
+"""The ``imagegen`` command: generate an image, check the providers, read the statistics.
 
 Configuration comes from the environment, as for ``ImageGenerator.from_env()``:
 with no provider key set it runs offline on the placeholder provider, storing
@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")
     gen.add_argument("--timeout", type=float, default=None, help="overall deadline, seconds")
     gen.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    doctor = commands.add_parser(
+        "doctor", help="check each configured provider's key (nothing is generated or billed)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
 
     stats = commands.add_parser("stats", help="print per-day, per-provider statistics")
     stats.add_argument("--since", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
@@ -150,6 +155,19 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    async with ImageGenerator.from_env() as gen:
+        report = await gen.health(deep=True)
+    if args.json:
+        print(json.dumps(report, indent=2), file=out)
+    else:
+        for name, result in report["checks"].items():
+            mark = "ok " if result == "ok" else "FAIL"
+            print(f"{mark} {name}: {result}", file=out)
+        print(f"state backend: {report['state']}", file=out)
+    return 0 if report["status"] == "ok" else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments)."""
     args = _parser().parse_args(argv)
@@ -157,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return anyio.run(_generate, args, out, err)
+        if args.command == "doctor":
+            return anyio.run(_doctor, args, out)
         return anyio.run(_stats, args, out)
     except (InvalidRequest, InvalidConfig) as exc:
         print(f"imagegen: error: {exc}", file=err)

@@ -1014,25 +1014,58 @@ class ImageGenerator:
             for p in config.providers
         ]
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self, *, deep: bool = False) -> dict[str, Any]:
         """Breaker state per provider and whether the state backend answers.
 
         ``status`` is ``"ok"`` when the backend answers and some enabled provider's
-        breaker is not open, else ``"degraded"``.
+        breaker is not open, else ``"degraded"``. With ``deep=True`` every enabled
+        provider's :meth:`Provider.check` runs too (the vendor's cheapest
+        authenticated call, nothing billed), reported under ``checks`` as ``"ok"``
+        or the error; a failed check makes the status ``"degraded"``.
         """
         config = self._config
         states = {p.name: await self._breakers[p.name].state() for p in config.providers}
         try:
-            await self.state.get(f"imagegen:{self.namespace or ''}:health")
+            await self.state.get(f"{self._state_prefix}health")
             backend = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
             backend = f"error: {type(exc).__name__}"
         usable = any(states[name] != "open" for name in config.enabled)
-        return {
-            "status": "ok" if usable and backend == "ok" else "degraded",
-            "providers": states,
-            "state": backend,
-        }
+        report: dict[str, Any] = {"providers": states, "state": backend}
+        healthy = usable and backend == "ok"
+        if deep:
+            report["checks"] = checks = await self.check_providers()
+            healthy = healthy and all(result == "ok" for result in checks.values())
+        return {"status": "ok" if healthy else "degraded", **report}
+
+    async def check_providers(self) -> dict[str, str]:
+        """Run each enabled provider's ``check()`` at once: ``"ok"`` or the error, by name."""
+        config = self._config
+        results: dict[str, str] = {}
+
+        async def check(provider: Provider) -> None:
+            ctx = ProviderContext(
+                deadline=self.clock.monotonic() + min(10.0, config.timeout),
+                clock=self.clock,
+                logger=self._loggers[provider.name],
+                http_factory=self._http_client,
+            )
+            with self.clock.deadline_scope(ctx.deadline) as scope:
+                try:
+                    await provider.check(ctx)
+                    results[provider.name] = "ok"
+                except ImageGenError as exc:
+                    results[provider.name] = f"{exc.kind}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - a bug in a check is a failed check
+                    results[provider.name] = f"unexpected {type(exc).__name__}"
+            if scope.cancelled_caught:
+                results[provider.name] = "ProviderTimeout: no answer"
+
+        async with anyio.create_task_group() as tg:
+            for provider in config.providers:
+                if provider.name in config.enabled:
+                    tg.start_soon(check, provider)
+        return {p.name: results[p.name] for p in config.providers if p.name in results}
 
     @classmethod
     def from_env(
