@@ -8,6 +8,7 @@ import runpy
 import sys
 from collections.abc import Mapping
 
+import httpx
 import pytest
 
 from imagegen import (
@@ -217,6 +218,49 @@ class TestBackgroundCancels:
         await gen.generate("x")
         assert loser.cancelled == ["job-1"]
         assert clock.monotonic() == 4.0
+
+
+class PointsInward(Provider):
+    """Returns an output URL that points where it must not."""
+
+    name = "inward"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        return ProviderImage(url=self.url)
+
+
+class TestOutputUrls:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://127.0.0.1/x.png",
+            "https://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+            "http://93.184.215.14/x.png",
+        ],
+    )
+    async def test_ssrf_attempts_fail_the_attempt(self, clock: FakeClock, url: str) -> None:
+        """A provider's output URL aimed inward is refused before any request; next provider."""
+        sent: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            gen = ImageGenerator(
+                providers=[PointsInward(url), instant("backup", tier=1)], http=http, clock=clock
+            )
+            result = await gen.generate("x")
+        assert result.provider == "backup"
+        error = result.attempts[0].error
+        assert isinstance(error, ProviderError)
+        assert not error.retryable
+        assert sent == []
 
 
 class TestRetryMeetsBreaker:
