@@ -313,6 +313,49 @@ class TestRetryMeetsBreaker:
         assert clock.monotonic() - start == pytest.approx(5.0)
 
 
+class FlakyStorage(MemoryStorage):
+    """Fails the first ``failures`` puts."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.puts = 0
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
+    ) -> StoredObject:
+        self.puts += 1
+        if self.puts <= self.failures:
+            raise ConnectionError("bucket unreachable")
+        return await super().put(key, data, content_type=content_type, metadata=metadata)
+
+
+class TestStorageRetries:
+    async def test_failed_uploads_are_retried(self, clock: FakeClock) -> None:
+        """Uploads that fail are retried per Retry; the image lands and its record with it."""
+        storage = FlakyStorage(failures=2)
+        gen = ImageGenerator(
+            providers=[instant("a")], storage=storage, retry=Retry(attempts=3), clock=clock
+        )
+        result = await gen.generate("x")
+        assert storage.puts == 3
+        assert result.key in storage.objects
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.key == result.key
+
+    async def test_retries_give_up_with_a_storage_error(self, clock: FakeClock) -> None:
+        """When every try fails, StorageError names the cause and nothing points at the key."""
+        storage = FlakyStorage(failures=10)
+        gen = ImageGenerator(
+            providers=[instant("a")], storage=storage, retry=Retry(attempts=2), clock=clock
+        )
+        with pytest.raises(StorageError, match="ConnectionError") as info:
+            await gen.generate("x")
+        assert storage.puts == 2
+        assert isinstance(info.value.__cause__, ConnectionError)
+
+
 class TestFailingParts:
     async def test_storage_error_passes_through(self, clock: FakeClock) -> None:
         """A StorageError from the storage is raised as it is."""

@@ -44,7 +44,7 @@ from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
 from .providers._placeholder import render_placeholder
 from .state import MemoryState, StateBackend
-from .storage import Storage
+from .storage import Storage, StoredObject
 from .strategies import CircuitBreaker, Fallback, Hedge, ProviderBreaker, Race, Retry
 from .strategies._selection import HedgeBudget, LatencyWindow, Selection, staggered
 
@@ -448,7 +448,7 @@ class ImageGenerator:
             output = await self._select(gen, config)
         if output is None:
             output = await self._default(gen, config)
-        return await self._store(gen, output)
+        return await self._store(gen, config, output)
 
     async def _select(self, gen: _Generation, config: _Config) -> _Output | None:
         tiers = config.tiers()
@@ -780,7 +780,34 @@ class ImageGenerator:
             generation_id=gen.id,
         )
 
-    async def _store(self, gen: _Generation, output: _Output) -> ImageResult:
+    async def _put(
+        self,
+        gen: _Generation,
+        config: _Config,
+        storage: Storage,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> StoredObject:
+        """``storage.put``, retried per ``config.retry`` while the deadline allows."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await storage.put(key, data, content_type=content_type, metadata=metadata)
+            except StorageError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - wrapped: a storage may raise anything
+                error = StorageError(f"storing {key!r} failed: {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+            delay = config.retry.backoff(tries)
+            if tries >= config.retry.attempts or self.clock.monotonic() + delay >= gen.deadline:
+                raise error
+            logger.info("storing %s failed (%s); retrying in %.2fs", key, error, delay)
+            await self.clock.sleep(delay)
+
+    async def _store(self, gen: _Generation, config: _Config, output: _Output) -> ImageResult:
         data = output.data
         digest = hashlib.sha256(data).hexdigest() if data is not None else ""
         key = url = None
@@ -796,14 +823,7 @@ class ImageGenerator:
                 "provider": output.provider,
                 "prompt-sha256": hashlib.sha256(gen.request.prompt.encode()).hexdigest(),
             }
-            try:
-                stored = await storage.put(
-                    key, data, content_type=output.content_type, metadata=metadata
-                )
-            except StorageError:
-                raise
-            except Exception as exc:
-                raise StorageError(f"storing {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            stored = await self._put(gen, config, storage, key, data, output.content_type, metadata)
             key, url = stored.key, stored.url
         result = ImageResult(
             id=gen.id,
