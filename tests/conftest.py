@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from imagegen.testing import FakeClock
+from redis_support import redis_db, redis_server  # noqa: F401 - fixtures for every test
 
 
 @pytest.fixture(

@@ -18,7 +18,9 @@ from imagegen import (
     LocalStorage,
     OpenAIImages,
     Placeholder,
+    R2Storage,
     Race,
+    RedisState,
     Replicate,
     SQLiteState,
     Unsplash,
@@ -175,16 +177,44 @@ class TestSettings:
         [
             ("IMAGEGEN_STRATEGY", "random"),
             ("IMAGEGEN_TIMEOUT", "abc"),
-            ("IMAGEGEN_REDIS_URL", "redis://localhost:6379/0"),
-            ("IMAGEGEN_R2_BUCKET", "images"),
-            ("IMAGEGEN_R2_ACCOUNT_ID", "abc123"),
+            ("IMAGEGEN_REDIS_URL", "not-a-redis-url"),
         ],
     )
     def test_refused(self, environ: dict[str, str], name: str, value: str) -> None:
-        """A bad or not-yet-supported variable raises InvalidConfig naming it."""
+        """A bad variable raises InvalidConfig naming it."""
         with pytest.raises(InvalidConfig, match=name) as info:
             ImageGenerator.from_env({**environ, name: value})
         assert info.value.field == name
+
+    def test_redis_url_selects_redis_state(self, environ: dict[str, str]) -> None:
+        """IMAGEGEN_REDIS_URL selects RedisState (connecting lazily, on first use)."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_REDIS_URL": "redis://127.0.0.1:1/0"})
+        assert isinstance(gen.state, RedisState)
+
+    @pytest.mark.parametrize("prefix", ["IMAGEGEN_R2_", "R2_"])
+    def test_r2_variables_select_r2_storage(self, environ: dict[str, str], prefix: str) -> None:
+        """A named R2 bucket and its credentials select R2Storage on R2's endpoint."""
+        gen = ImageGenerator.from_env(
+            {
+                **environ,
+                f"{prefix}BUCKET": "my-images",
+                f"{prefix}ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+                f"{prefix}ACCESS_KEY_ID": "AKIDTEST",
+                f"{prefix}SECRET_ACCESS_KEY": "shh-secret",
+                "IMAGEGEN_PUBLIC_BASE_URL": "https://img.example.com",
+                "IMAGEGEN_R2_PRESIGN_EXPIRES": "3600",
+            }
+        )
+        storage = gen.storage
+        assert isinstance(storage, R2Storage)
+        assert storage.url_for("images/a.png") == "https://img.example.com/images/a.png"
+        assert "shh-secret" not in repr(storage)
+
+    def test_r2_bucket_without_credentials(self, environ: dict[str, str]) -> None:
+        """A bucket without an account id is refused, naming the missing variable."""
+        with pytest.raises(InvalidConfig) as info:
+            ImageGenerator.from_env({**environ, "IMAGEGEN_R2_BUCKET": "images"})
+        assert info.value.field == "IMAGEGEN_R2_ACCOUNT_ID"
 
     @pytest.mark.parametrize(("value", "timeout"), [("12.5", 12.5), ("3", 3.0), ("", 30.0)])
     def test_timeout(self, environ: dict[str, str], value: str, timeout: float) -> None:

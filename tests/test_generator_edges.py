@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import runpy
 import sys
@@ -330,7 +331,31 @@ class FlakyStorage(MemoryStorage):
         return await super().put(key, data, content_type=content_type, metadata=metadata)
 
 
+class ContentAddressed(MemoryStorage):
+    """Stores under the bytes' digest, as deduplicating storages do."""
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
+    ) -> StoredObject:
+        return await super().put(
+            f"sha256/{hashlib.sha256(data).hexdigest()}.png",
+            data,
+            content_type=content_type,
+            metadata=metadata,
+        )
+
+
 class TestStorageRetries:
+    async def test_shared_objects_are_not_taken_back(self, clock: FakeClock) -> None:
+        """When the record fails, a content-addressed object (maybe shared) is left alone."""
+        storage = ContentAddressed()
+        gen = ImageGenerator(
+            providers=[instant("a")], storage=storage, state=NoFinalRecord(), clock=clock
+        )
+        with pytest.raises(StorageError):
+            await gen.generate("x")
+        assert len(storage.objects) == 1
+
     async def test_failed_uploads_are_retried(self, clock: FakeClock) -> None:
         """Uploads that fail are retried per Retry; the image lands and its record with it."""
         storage = FlakyStorage(failures=2)

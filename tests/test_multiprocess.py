@@ -65,10 +65,13 @@ def run(spec: str, action: str) -> dict[str, object]:
     return result
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A state backend every worker process reaches."""
-    return f"sqlite:{tmp_path / 'shared.sqlite3'}"
+    """A state backend every worker process reaches: one SQLite file, or one Redis."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'shared.sqlite3'}"
+    server = request.getfixturevalue("redis_db")
+    return f"redis:{server.url}"
 
 
 class TestSharedBreaker:

@@ -37,8 +37,16 @@ from .providers import (
     Unsplash,
     WebhookReceiver,
 )
-from .state import MemoryState, SQLiteState, StateBackend
-from .storage import LocalStorage, MemoryStorage, Storage, StorageStats, StoredObject
+from .state import MemoryState, RedisState, SQLiteState, StateBackend
+from .storage import (
+    LocalStorage,
+    MemoryStorage,
+    R2Storage,
+    Storage,
+    StorageStats,
+    StoredObject,
+    r2_client,
+)
 from .strategies import (
     BreakerSnapshot,
     CircuitBreaker,
@@ -89,8 +97,10 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "R2Storage",
     "Race",
     "Record",
+    "RedisState",
     "Replicate",
     "Retry",
     "SQLiteState",
@@ -104,6 +114,7 @@ __all__ = [
     "Unsplash",
     "WebhookReceiver",
     "WebhookVerificationError",
+    "r2_client",
 ]
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from ._errors import InvalidConfig
 from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
-from .state import SQLiteState
-from .storage import LocalStorage
+from .state import RedisState, SQLiteState, StateBackend
+from .storage import LocalStorage, R2Storage, Storage, r2_client
 from .strategies import Fallback, Hedge, Race
 
 __all__ = ["settings_from_env"]
@@ -20,12 +20,6 @@ __all__ = ["settings_from_env"]
 logger = logging.getLogger("imagegen")
 
 _STRATEGIES = {"race": Race, "hedge": Hedge, "fallback": Fallback}
-# Variables of parts that later releases add; refusing them beats silently ignoring them.
-_NOT_YET = {
-    "IMAGEGEN_REDIS_URL": "RedisState",
-    "IMAGEGEN_R2_BUCKET": "R2Storage",
-    "IMAGEGEN_R2_ACCOUNT_ID": "R2Storage",
-}
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -89,15 +83,59 @@ def _providers(environ: Mapping[str, str]) -> list[Provider]:
     return providers
 
 
+def _first(environ: Mapping[str, str], *names: str) -> str | None:
+    return next((environ[name] for name in names if environ.get(name)), None)
+
+
+def _state(environ: Mapping[str, str], data_dir: Path) -> StateBackend:
+    """RedisState when IMAGEGEN_REDIS_URL is set, else SQLite under the data directory."""
+    url = environ.get("IMAGEGEN_REDIS_URL")
+    if not url:
+        return SQLiteState(data_dir / "state.sqlite3")
+    try:
+        return RedisState(url)
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"IMAGEGEN_REDIS_URL: {exc}", field="IMAGEGEN_REDIS_URL") from None
+
+
+def _storage(environ: Mapping[str, str], data_dir: Path) -> Storage:
+    """R2Storage when an R2 bucket is named, else LocalStorage under the data directory."""
+    public = environ.get("IMAGEGEN_PUBLIC_BASE_URL") or None
+    bucket = _first(environ, "IMAGEGEN_R2_BUCKET", "R2_BUCKET")
+    if bucket is None:
+        return LocalStorage(data_dir / "images", base_url=public)
+    settings = {
+        "account": ("IMAGEGEN_R2_ACCOUNT_ID", "R2_ACCOUNT_ID"),
+        "key_id": ("IMAGEGEN_R2_ACCESS_KEY_ID", "R2_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        "secret": (
+            "IMAGEGEN_R2_SECRET_ACCESS_KEY",
+            "R2_SECRET_ACCESS_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    }
+    found: dict[str, str] = {}
+    for what, names in settings.items():
+        value = _first(environ, *names)
+        if value is None:
+            raise InvalidConfig(
+                f"an R2 bucket is named, but {names[0]} (or {', '.join(names[1:])}) is not set",
+                field=names[0],
+            )
+        found[what] = value
+    expires = environ.get("IMAGEGEN_R2_PRESIGN_EXPIRES")
+    presign = int(_float(environ, "IMAGEGEN_R2_PRESIGN_EXPIRES", 1)) if expires else None
+    return R2Storage(
+        client=r2_client(found["account"], found["key_id"], found["secret"]),
+        bucket_name=bucket,
+        public_base_url=public,
+        presign_expires=presign,
+    )
+
+
 def settings_from_env(
     environ: Mapping[str, str], *, environment: str | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
     """Constructor keywords for ImageGenerator, and the resources it should close."""
-    for name, part in _NOT_YET.items():
-        if environ.get(name):
-            raise InvalidConfig(
-                f"{name} is set, but {part} is not available in this version", field=name
-            )
     data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data").absolute()
     namespace = environment or environ.get("IMAGEGEN_ENV") or None
     if namespace is not None and not _NAMESPACE.match(namespace):
@@ -112,14 +150,12 @@ def settings_from_env(
             f"IMAGEGEN_STRATEGY must be race, hedge or fallback (got {strategy_name!r})",
             field="IMAGEGEN_STRATEGY",
         )
-    state = SQLiteState(data_dir / "state.sqlite3")
+    state = _state(environ, data_dir)
     providers = _providers(environ) or [Placeholder()]
     kwargs: dict[str, Any] = {
         "providers": providers,
         "strategy": _STRATEGIES[strategy_name](),
-        "storage": LocalStorage(
-            data_dir / "images", base_url=environ.get("IMAGEGEN_PUBLIC_BASE_URL") or None
-        ),
+        "storage": _storage(environ, data_dir),
         "state": state,
         "timeout": _float(environ, "IMAGEGEN_TIMEOUT", 30.0),
         "namespace": namespace,

@@ -846,8 +846,10 @@ class ImageGenerator:
         try:
             await self._finished(gen, result=result)
         except BaseException:
-            # A stored image always has its record: without one, take the image back.
-            if key is not None and storage is not None:
+            # A stored image always has its record: without one, take the image back. A
+            # content-addressed key (deduplicated storage) may be shared with other records,
+            # so only an object named after this generation is ours to delete.
+            if key is not None and storage is not None and gen.id in key:
                 with anyio.CancelScope(shield=True):
                     await storage.delete(key)
             raise

@@ -2,6 +2,7 @@
 
 from ._base import StateBackend
 from ._memory import MemoryState
+from ._redis import RedisState
 from ._sqlite import SQLiteState
 
-__all__ = ["MemoryState", "SQLiteState", "StateBackend"]
+__all__ = ["MemoryState", "RedisState", "SQLiteState", "StateBackend"]

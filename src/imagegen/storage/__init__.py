@@ -3,5 +3,14 @@
 from ._base import Storage, StorageStats, StoredObject
 from ._local import LocalStorage
 from ._memory import MemoryStorage
+from ._r2 import R2Storage, r2_client
 
-__all__ = ["LocalStorage", "MemoryStorage", "Storage", "StorageStats", "StoredObject"]
+__all__ = [
+    "LocalStorage",
+    "MemoryStorage",
+    "R2Storage",
+    "Storage",
+    "StorageStats",
+    "StoredObject",
+    "r2_client",
+]

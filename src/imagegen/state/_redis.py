@@ -1,0 +1,242 @@
+"""State in Redis: shared by every process and machine that talks to the same server.
+
+redis-py's asyncio client fails under trio, so this backend drives the *sync* client
+from a bounded pool of anyio worker threads: one code path that serves asyncio and trio
+alike. ``benchmarks/state.py`` measures what the thread hop costs.
+
+redis-py is the optional extra ``imagegen[redis]``; it is imported only when a
+``RedisState`` is built, so ``import imagegen`` works without it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from .._errors import InvalidConfig
+
+if TYPE_CHECKING:
+    import redis
+    import redis.commands.core
+
+__all__ = ["RedisState"]
+
+_T = TypeVar("_T")
+
+# Redis refuses an expiry that overflows its 64-bit millisecond clock; anything this far
+# out (146 million years) is "never" for every practical purpose.
+_MAX_PX = 2**62
+
+# incr's ttl applies only when the counter is created. A script runs atomically on the
+# server, so no other client can slip in between the existence check and the INCRBY or
+# see the new counter before its expiry is set. The check is EXISTS *before* INCRBY, not
+# "the result equals amount" afterwards: a counter that already held 0 (or reached 0
+# through negative amounts), or an amount of 0, would fool that test and gain or
+# refresh a ttl it must not have. A counter born with ttl <= 0 is expired at once, as in
+# the other backends: nothing is stored and the caller just gets `amount` back (nil here).
+#   KEYS[1] the counter; ARGV[1] amount; ARGV[2] ttl in ms, "" for none, "0" for expired.
+_INCR = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    if ARGV[2] == '0' then
+        return false
+    end
+    local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+    if ARGV[2] ~= '' then
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    end
+    return value
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+# SCAN's MATCH is a glob; these are its special characters outside brackets (inside
+# brackets ^ and - matter too, but an escaped [ never opens a bracket).
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+class RedisState:
+    """A :class:`~imagegen.state.StateBackend` on a Redis server, via redis-py's sync client.
+
+    Every call runs in an anyio worker thread, at most ``max_workers`` at once, so it
+    works on asyncio and trio. ``incr`` (a Lua script) and ``set_if_absent``
+    (``SET NX``) are atomic on the server, so processes sharing the server never lose
+    a count or both win a lock. Expiry is the server's clock (millisecond ``PX``
+    expiries, rounded up), which every client agrees on; there is no ``timer=``.
+
+    Keys are stored as given (UTF-8): put ``namespace`` (the generator's) in front to
+    keep environments sharing one server apart. ``scan`` walks the whole database with
+    ``SCAN``, so its cost grows with the database, not with the number of matches.
+
+    Args:
+        url: ``redis://[[user]:[password]@]host[:port][/db]`` (also ``rediss://``,
+            ``unix://``); query options such as ``?socket_timeout=5`` are honoured.
+            The backend then owns a pool of ``max_workers`` connections and
+            :meth:`aclose` disconnects it.
+        client: A sync ``redis.Redis`` the caller built and owns (its pool, TLS, auth,
+            Sentinel...). It must return bytes (no ``decode_responses=True``);
+            :meth:`aclose` leaves it open. Size its pool to at least ``max_workers``
+            (redis-py's default pool holds far more).
+        max_workers: How many calls may be in flight at once (worker threads and
+            pooled connections).
+
+    Raises:
+        InvalidConfig: Not exactly one of ``url`` and ``client``, a malformed URL,
+            a client of the wrong kind, a bad ``max_workers``, or redis-py missing.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        max_workers: int = 16,
+    ) -> None:
+        if url is None and client is None:
+            raise InvalidConfig("RedisState needs url= or client=", field="url")
+        if url is not None and client is not None:
+            raise InvalidConfig("RedisState takes url= or client=, not both", field="client")
+        field = "url" if client is None else "client"
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise InvalidConfig(
+                f"max_workers must be an int >= 1 (got {max_workers!r})", field="max_workers"
+            )
+        try:
+            # Here, not at module level: redis is an optional extra.
+            import redis  # noqa: PLC0415
+        except ImportError as exc:
+            raise InvalidConfig(
+                "RedisState needs the 'redis' package: pip install 'imagegen[redis]'",
+                field=field,
+            ) from exc
+
+        if client is None:
+            if not isinstance(url, str) or not url:
+                raise InvalidConfig(f"url must be a redis:// URL (got {url!r})", field="url")
+            try:
+                # A blocking pool: a call waits for a free connection instead of failing.
+                # The limiter below never lets more than max_workers calls run, so the
+                # wait is only a safety net. Timeouts keep a dead server from pinning a
+                # worker thread forever; options in the URL's query win over these.
+                pool = redis.BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=max_workers,
+                    socket_connect_timeout=10.0,
+                    socket_timeout=30.0,
+                )
+            except ValueError as exc:  # the message never echoes the URL (or its password)
+                raise InvalidConfig(f"url is not a usable Redis URL: {exc}", field="url") from exc
+            self._client: redis.Redis = redis.Redis.from_pool(pool)  # closing it closes the pool
+            self._owns_client = True
+        else:
+            if not isinstance(client, redis.Redis):
+                raise InvalidConfig(
+                    "client must be a sync redis.Redis (redis.asyncio clients fail under "
+                    f"trio; this backend runs the sync client in worker threads), "
+                    f"got {type(client).__name__}",
+                    field="client",
+                )
+            if client.get_connection_kwargs().get("decode_responses"):
+                raise InvalidConfig(
+                    "client must return bytes: build it without decode_responses=True",
+                    field="client",
+                )
+            self._client = client
+            self._owns_client = False
+        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._incr_script: redis.commands.core.Script = self._client.register_script(_INCR)
+        self._response_error: type[redis.ResponseError] = redis.ResponseError
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # Not abandoned on cancellation: a write either completes or never started, and
+        # its connection goes back to the pool in a known state.
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._call(self._client.get, key)
+        # decode_responses is off (checked in __init__), so redis-py returns bytes or None.
+        return cast("bytes | None", value)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        px = _px(ttl)
+        if px == 0:
+            # Stored already expired, as in the other backends: whatever was there is gone.
+            await self._call(self._client.delete, key)
+        else:
+            await self._call(lambda: self._client.set(key, bytes(value), px=px))
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._client.delete, key)
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        px = _px(ttl)
+        response_error = self._response_error
+
+        def op() -> int | None:
+            try:
+                result = self._incr_script(keys=[key], args=[amount, "" if px is None else px])
+            except response_error as exc:
+                # "value is not an integer or out of range": the same ValueError the
+                # other backends raise; the script stops at INCRBY, so nothing changed.
+                if "not an integer" in str(exc):
+                    msg = f"the value at {key!r} is not an integer (or the sum leaves 64 bits)"
+                    raise ValueError(msg) from None
+                raise
+            return None if result is None else int(result)
+
+        value = await self._call(op)
+        return amount if value is None else value
+
+    async def scan(self, prefix: str) -> list[str]:
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+
+        def op() -> list[str]:
+            # SCAN may return a key twice while the server resizes its table; a dict
+            # drops repeats and keeps the order. COUNT 1000 cuts round trips.
+            found = dict.fromkeys(self._client.scan_iter(match=pattern, count=1000))
+            return [key.decode() for key in found]
+
+        return await self._call(op)
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        px = _px(ttl)
+        if px == 0:
+            # Would be stored already expired: it "wins" exactly when nothing live holds
+            # the key, and leaves nothing behind, like the other backends.
+            return not await self._call(self._client.exists, key)
+        stored = await self._call(lambda: self._client.set(key, bytes(value), px=px, nx=True))
+        return bool(stored)
+
+    async def aclose(self) -> None:
+        """Disconnect the pool this backend made from ``url``; a caller's ``client`` stays open.
+
+        Idempotent. A later call reconnects, as SQLiteState reopens its file.
+        """
+        if self._owns_client:
+            await self._call(self._client.close)
+
+    def __repr__(self) -> str:
+        # From the parsed options, never the URL: it may carry a password.
+        kwargs = self._client.get_connection_kwargs()
+        if "path" in kwargs:
+            where = f"path={kwargs['path']!r}"
+        else:
+            where = f"host={kwargs.get('host')!r}, port={kwargs.get('port')!r}"
+        return f"RedisState({where}, db={kwargs.get('db', 0)!r})"
+
+
+def _px(ttl: float | None) -> int | None:
+    """``ttl`` seconds as a ``PX`` argument: None for no expiry, 0 for already expired."""
+    if ttl is None or ttl == math.inf:
+        return None
+    if not ttl > 0:  # also NaN
+        return 0
+    ms = ttl * 1000
+    if ms >= _MAX_PX:  # also keeps ceil() away from a float that overflowed to inf
+        return _MAX_PX
+    # Rounded up, at least 1 ms, so a key never expires before its ttl has passed.
+    return max(math.ceil(ms), 1)
