@@ -16,6 +16,8 @@ KEYS = (
     "FAL_KEY_SECRET",
     "OPENAI_API_KEY",
     "UNSPLASH_ACCESS_KEY",
+    "IMAGEGEN_REDIS_URL",
+    "IMAGEGEN_R2_BUCKET",
 )
 
 
@@ -40,6 +42,7 @@ class TestExamples:
             ("fal_provider.py", "FAL_KEY"),
             ("unsplash_provider.py", "UNSPLASH_ACCESS_KEY"),
             ("replicate_provider.py", "REPLICATE_API_TOKEN"),
+            ("r2_and_redis.py", "IMAGEGEN_REDIS_URL"),
         ],
     )
     def test_example_runs(
