@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import inspect
 import itertools
+import json
 import logging
 import math
 import os
@@ -39,7 +40,7 @@ from ._errors import (
     StorageError,
 )
 from ._image import dimensions, extension_for
-from ._models import Attempt, Event, ImageRequest, ImageResult, ProviderDayStats, Record
+from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
 from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
 from .providers._placeholder import render_placeholder
@@ -58,6 +59,8 @@ logger = logging.getLogger("imagegen")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _WEBHOOK_TOLERANCE = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
+_JOB_TTL = 86_400.0  # seconds a job's status is kept
+_STALE_GRACE = 60.0  # a job "running" this long past its deadline has lost its process
 _CANCEL_TIMEOUT = 5.0  # seconds a remote cancel may take, shielded from the caller's cancel
 _USER_AGENT = "imagegen (+https://pypi.org/project/imagegen/)"
 
@@ -268,6 +271,11 @@ class ImageGenerator:
         self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
         self._closed = False
         self._background: anyio.abc.TaskGroup | None = None
+        # Jobs running in this process: their cancel scopes and finished results (the
+        # local result keeps its bytes, which the state backend does not store).
+        self._job_scopes: dict[str, anyio.CancelScope] = {}
+        self._job_done: dict[str, anyio.Event] = {}
+        self._local_jobs: dict[str, Job] = {}
         # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
         # ":", so no namespace's keys can ever match another's prefix scan.
         prefix = self._state_prefix = f"imagegen:{namespace or ''}:"
@@ -322,6 +330,9 @@ class ImageGenerator:
             return
         self._closed = True
         if self._background is not None:
+            # Running jobs end now, marked failed with the reason; then clean-up finishes.
+            for scope in self._job_scopes.values():
+                scope.cancel()
             group, self._background = self._background, None
             await group.__aexit__(None, None, None)
         for provider in self._config.providers:
@@ -953,6 +964,118 @@ class ImageGenerator:
                     await outcome
             except Exception:
                 logger.exception("hook %r failed on %s", hook, event.kind)
+
+    # -- jobs -------------------------------------------------------------------------
+
+    async def submit(self, request: ImageRequest | str, /, **fields: Any) -> str:
+        """Start a generation in the background and return its job id at once.
+
+        The request is validated first (``InvalidRequest``, nothing started). Jobs run
+        in the generator's task group, so this needs ``async with ImageGenerator(...)``;
+        leaving the block cancels running jobs, which end failed with the reason.
+
+        Raises:
+            InvalidRequest: A field broke a rule.
+            InvalidConfig: The generator is not entered with ``async with``.
+        """
+        checked = self._request(request, fields)
+        if self._background is None:
+            raise InvalidConfig(
+                "submit() runs jobs in the generator's task group: "
+                "use `async with ImageGenerator(...) as gen`",
+                field="submit",
+            )
+        job_id = uuid.uuid4().hex
+        deadline = self.clock.time() + self._config.timeout
+        await self._save_job(Job(id=job_id, status="pending", deadline=deadline))
+        scope = self._job_scopes[job_id] = anyio.CancelScope()
+        self._job_done[job_id] = anyio.Event()
+        self._background.start_soon(self._run_job, job_id, checked, scope, deadline)
+        return job_id
+
+    async def _run_job(
+        self, job_id: str, request: ImageRequest, scope: anyio.CancelScope, deadline: float
+    ) -> None:
+        job: Job | None = None
+        with scope:
+            await self._save_job(Job(id=job_id, status="running", deadline=deadline))
+            try:
+                result = await self._generate(request, job_id=job_id)
+            except ImageGenError as failure:
+                job = Job(id=job_id, status="failed", error=failure, deadline=deadline)
+            except Exception as exc:
+                logger.exception("job %s failed unexpectedly", job_id)
+                bug = ImageGenError(f"unexpected {type(exc).__name__} (see the log)")
+                job = Job(id=job_id, status="failed", error=bug, deadline=deadline)
+            else:
+                job = Job(id=job_id, status="succeeded", result=result, deadline=deadline)
+        if job is None:  # cancelled: the generator is closing
+            reason = ImageGenError("cancelled: the generator was closed before the job ended")
+            job = Job(id=job_id, status="failed", error=reason, deadline=deadline)
+        self._local_jobs[job_id] = job
+        self._job_scopes.pop(job_id, None)
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._save_job(job)
+            except Exception:
+                logger.warning("could not store job %s's outcome", job_id, exc_info=True)
+        self._job_done[job_id].set()
+
+    async def _save_job(self, job: Job) -> None:
+        await self.state.set(
+            f"{self._state_prefix}job:{job.id}", json.dumps(job.to_dict()).encode(), ttl=_JOB_TTL
+        )
+
+    async def job(self, job_id: str) -> Job | None:
+        """A job's status (and result or error once it ended); None for an unknown id.
+
+        Jobs live in the state backend, so a job submitted by another process sharing
+        it can be read here; a job still "running" a minute past its deadline belongs
+        to a process that stopped, and reads as failed.
+        """
+        local = self._local_jobs.get(job_id)
+        if local is not None:
+            return local
+        raw = await self.state.get(f"{self._state_prefix}job:{job_id}")
+        if raw is None:
+            return None
+        job = Job.from_dict(json.loads(raw))
+        stale = job.deadline is not None and self.clock.time() > job.deadline + _STALE_GRACE
+        if job.status in ("pending", "running") and stale:
+            lost = ImageGenError("the job's process stopped before it ended")
+            return attrs.evolve(job, status="failed", error=lost)
+        return job
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> ImageResult:  # noqa: ASYNC109 - the signature DESIGN.md pins
+        """The job's image once it ends; its error raised if it failed.
+
+        Raises:
+            InvalidRequest: No job has that id.
+            TimeoutError: The job did not end within ``timeout`` seconds.
+            ImageGenError: The job's own error, when it failed.
+        """
+        end = None if timeout is None else self.clock.monotonic() + timeout
+        pause = 0.05
+        while True:
+            job = await self.job(job_id)
+            if job is None:
+                raise InvalidRequest(f"no job has the id {job_id!r}", field="job_id")
+            if job.status == "succeeded" and job.result is not None:
+                return job.result
+            if job.status == "failed":
+                raise job.error or ImageGenError(f"job {job_id} failed")
+            left = math.inf if end is None else end - self.clock.monotonic()
+            if left <= 0:
+                msg = f"job {job_id} did not end within {timeout}s"
+                raise TimeoutError(msg)
+            # Here, the job's own event says when it ends; elsewhere, poll the backend.
+            done = self._job_done.get(job_id)
+            with self.clock.deadline_scope(self.clock.monotonic() + min(left, pause)):
+                if done is not None:
+                    await done.wait()
+                else:
+                    await anyio.sleep_forever()
+            pause = min(pause * 2, 1.0)
 
     async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> None:
         """Take a vendor's callback: verify it, drop replays, complete the waiting attempt.

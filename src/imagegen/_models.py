@@ -310,15 +310,63 @@ class ImageResult:
             "created_at": self.created_at.isoformat(),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageResult:
+        """Rebuild a result stored with :meth:`to_dict` (``data`` is not stored)."""
+        return cls(
+            id=data["id"],
+            url=data.get("url"),
+            key=data.get("key"),
+            provider=data["provider"],
+            content_type=data["content_type"],
+            size=int(data["size"]),
+            width=data.get("width"),
+            height=data.get("height"),
+            sha256=data["sha256"],
+            elapsed=float(data["elapsed"]),
+            attempts=tuple(Attempt.from_dict(a) for a in data.get("attempts", ())),
+            is_default=bool(data.get("is_default", False)),
+            source_url=data.get("source_url"),
+            attribution=data.get("attribution"),
+            created_at=dt.datetime.fromisoformat(data["created_at"]),
+        )
+
 
 @attrs.frozen(kw_only=True)
 class Job:
-    """A generation submitted to run in the background."""
+    """A generation submitted to run in the background.
+
+    ``deadline`` (Unix seconds) is when the generation must have ended; a job still
+    "running" well past it belongs to a process that stopped, and reads as failed.
+    """
 
     id: str
     status: JobStatus
     result: ImageResult | None = None
     error: ImageGenError | None = None
+    deadline: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the result without ``data``)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "result": self.result.to_dict() if self.result is not None else None,
+            "error": self.error.to_dict() if self.error is not None else None,
+            "deadline": self.deadline,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        """Rebuild a job stored with :meth:`to_dict`."""
+        result, error = data.get("result"), data.get("error")
+        return cls(
+            id=str(data["id"]),
+            status=data["status"],
+            result=ImageResult.from_dict(result) if result else None,
+            error=error_from_dict(error) if error else None,
+            deadline=data.get("deadline"),
+        )
 
 
 @attrs.frozen(kw_only=True)
