@@ -43,6 +43,7 @@ class TestExamples:
             ("unsplash_provider.py", "UNSPLASH_ACCESS_KEY"),
             ("replicate_provider.py", "REPLICATE_API_TOKEN"),
             ("r2_and_redis.py", "IMAGEGEN_REDIS_URL"),
+            ("jobs.py", "submitted 3 jobs"),
         ],
     )
     def test_example_runs(
