@@ -44,6 +44,7 @@ class TestExamples:
             ("replicate_provider.py", "REPLICATE_API_TOKEN"),
             ("r2_and_redis.py", "IMAGEGEN_REDIS_URL"),
             ("jobs.py", "submitted 3 jobs"),
+            ("embed_in_starlette.py", "200 placeholder"),
         ],
     )
     def test_example_runs(

@@ -8,10 +8,12 @@ under ``./imagegen-data``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn, TextIO
 
 import anyio
@@ -43,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")
     gen.add_argument("--timeout", type=float, default=None, help="overall deadline, seconds")
     gen.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP API with uvicorn (needs the 'server' extra)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
 
     doctor = commands.add_parser(
         "doctor", help="check each configured provider's key (nothing is generated or billed)"
@@ -168,6 +176,33 @@ async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report["status"] == "ok" else 1
 
 
+def _serve(args: argparse.Namespace, err: TextIO) -> int:
+    try:
+        import uvicorn  # noqa: PLC0415 - the optional 'server' extra
+        from starlette.applications import Starlette  # noqa: PLC0415
+        from starlette.routing import Mount  # noqa: PLC0415
+
+        from .server import create_app  # noqa: PLC0415
+    except ImportError:
+        print(
+            "imagegen: error: serve needs the server extra: pip install 'imagegen[server]'",
+            file=err,
+        )
+        return 2
+    gen = ImageGenerator.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Entering the generator gives jobs and background cancels their task group.
+        async with gen:
+            yield
+
+    api = create_app(gen, admin_token=os.environ.get("IMAGEGEN_ADMIN_TOKEN") or None)
+    app = Starlette(routes=[Mount("/", app=api)], lifespan=lifespan)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments)."""
     args = _parser().parse_args(argv)
@@ -175,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return anyio.run(_generate, args, out, err)
+        if args.command == "serve":
+            return _serve(args, err)
         if args.command == "doctor":
             return anyio.run(_doctor, args, out)
         return anyio.run(_stats, args, out)
