@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from provider_support import body_of, session, stamped
 
 import imagegen._download
 from imagegen import (
@@ -22,7 +20,6 @@ from imagegen import (
     ImageRequest,
     InvalidConfig,
     ProviderAuthError,
-    ProviderContext,
     ProviderError,
     ProviderQuotaExceeded,
     ProviderRateLimited,
@@ -101,40 +98,6 @@ def vector_request() -> ImageRequest:
         output_format="jpeg",
         provider_options={"fal": {"num_inference_steps": 4}},
     )
-
-
-@asynccontextmanager
-async def session(
-    clock: FakeClock, *, seconds: float = 30.0, webhook_url: str | None = None
-) -> AsyncIterator[tuple[respx.MockRouter, ProviderContext, list[object]]]:
-    """A mocked network, a context with ``seconds`` left, and the handles it was given."""
-    started: list[object] = []
-    async with httpx.AsyncClient() as http:
-        with respx.mock(assert_all_called=False) as mock:
-            ctx = ProviderContext(
-                deadline=clock.monotonic() + seconds,
-                clock=clock,
-                http_factory=lambda: http,
-                on_started=started.append,
-                webhook_url=webhook_url,
-            )
-            yield mock, ctx, started
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
-
-
-def stamped(clock: FakeClock, *answers: httpx.Response) -> tuple[list[float], Any]:
-    """A respx side effect answering in order and recording the virtual time of each call."""
-    times: list[float] = []
-    queue = list(answers)
-
-    def answer(_: httpx.Request) -> httpx.Response:
-        times.append(clock.monotonic())
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    return times, answer
 
 
 class TestConstruction:

@@ -8,8 +8,6 @@ import json
 import runpy
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import anyio
 import httpx
 import pytest
 import respx
+from provider_support import body_of, session, stamped
 
 import imagegen._download
 from imagegen import (
@@ -27,7 +26,6 @@ from imagegen import (
     ImageRequest,
     InvalidConfig,
     ProviderAuthError,
-    ProviderContext,
     ProviderError,
     ProviderQuotaExceeded,
     ProviderRateLimited,
@@ -85,43 +83,6 @@ def vector_request() -> ImageRequest:
 def prediction(**changes: Any) -> dict[str, Any]:
     """The succeeded vector prediction with ``changes``."""
     return {**SUCCEEDED, **changes}
-
-
-@asynccontextmanager
-async def session(
-    clock: FakeClock, *, seconds: float = 30.0, webhook_url: str | None = None
-) -> AsyncIterator[tuple[respx.MockRouter, ProviderContext, list[object]]]:
-    """A mocked network, a context with ``seconds`` left, and the handles it was given."""
-    started: list[object] = []
-    async with httpx.AsyncClient() as http:
-        with respx.mock(assert_all_called=False) as mock:
-            ctx = ProviderContext(
-                deadline=clock.monotonic() + seconds,
-                clock=clock,
-                http_factory=lambda: http,
-                on_started=started.append,
-                webhook_url=webhook_url,
-            )
-            yield mock, ctx, started
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
-
-
-def stamped(clock: FakeClock, *answers: httpx.Response | Exception) -> tuple[list[float], Any]:
-    """A respx side effect answering in order (the last one repeats), recording call times."""
-    times: list[float] = []
-    queue = list(answers)
-
-    def answer(_: httpx.Request) -> httpx.Response:
-        times.append(clock.monotonic())
-        item = queue.pop(0) if len(queue) > 1 else queue[0]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return times, answer
 
 
 def created(body: dict[str, Any] | None = None) -> httpx.Response:

@@ -6,8 +6,6 @@ import logging
 import runpy
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import anyio
 import httpx
 import pytest
 import respx
+from provider_support import session
 
 from imagegen import (
     ContentRejected,
@@ -110,23 +109,6 @@ def vector_request(**fields: Any) -> ImageRequest:
 def photo_ok(remaining: int = 49, photo: Any = None) -> httpx.Response:
     headers = {"X-Ratelimit-Limit": "50", "X-Ratelimit-Remaining": str(remaining)}
     return httpx.Response(200, json=PHOTO if photo is None else photo, headers=headers)
-
-
-@asynccontextmanager
-async def session(
-    clock: FakeClock, *, seconds: float = 30.0
-) -> AsyncIterator[tuple[respx.MockRouter, ProviderContext, list[object]]]:
-    """A mocked network, a context with ``seconds`` left, and the handles it was given."""
-    started: list[object] = []
-    async with httpx.AsyncClient() as http:
-        with respx.mock(assert_all_called=False) as mock:
-            ctx = ProviderContext(
-                deadline=clock.monotonic() + seconds,
-                clock=clock,
-                http_factory=lambda: http,
-                on_started=started.append,
-            )
-            yield mock, ctx, started
 
 
 def route_vector(mock: respx.MockRouter, *, remaining: int = 49) -> tuple[Any, Any]:
