@@ -41,6 +41,7 @@ from ._errors import (
 )
 from ._image import dimensions, extension_for
 from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
+from ._settings import changes_from_json, settings_json
 from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
 from .providers._placeholder import render_placeholder
@@ -219,6 +220,9 @@ class ImageGenerator:
         namespace: Prefix for every state and storage key, so environments sharing a
             backend never meet.
         clock: Time source; tests pass :class:`imagegen.testing.FakeClock`.
+        config_ttl: Seconds between looks at the shared settings in the state
+            backend, where :meth:`configure` changes are published for every
+            generator sharing it (same namespace).
 
     Raises:
         InvalidConfig: A setting broke a rule; the message names it.
@@ -240,6 +244,7 @@ class ImageGenerator:
         hooks: Iterable[Hook] = (),
         namespace: str | None = None,
         clock: Clock | None = None,
+        config_ttl: float = 5.0,
     ) -> None:
         providers = tuple(providers)
         self._config = _Config(
@@ -292,6 +297,16 @@ class ImageGenerator:
             )
             for p in providers
         }
+        if (
+            not isinstance(config_ttl, int | float)
+            or isinstance(config_ttl, bool)
+            or config_ttl < 0
+        ):
+            raise InvalidConfig("config_ttl must be seconds >= 0", field="config_ttl")
+        self._config_ttl = float(config_ttl)
+        self._config_checked = -math.inf  # monotonic time of the last look at shared settings
+        self._config_version = 0.0  # wall time of the shared settings we run with
+        self._config_dirty = False  # configure() changes not yet published
         self._latency: dict[str, LatencyWindow] = defaultdict(LatencyWindow)
         self._loggers = {
             p.name: logging.getLogger(f"imagegen.providers.{p.name}") for p in providers
@@ -392,9 +407,60 @@ class ImageGenerator:
             else:
                 raise InvalidConfig(f"{key} cannot be configured at run time", field=key)
         self._config = attrs.evolve(config, **updates)
+        # Published to the state backend by the next generation (or publish_config()),
+        # since configure() is sync and the backend is not.
+        self._config_dirty = True
         logger.info(
             "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
         )
+
+    async def publish_config(self) -> None:
+        """Write the current settings to the state backend for every generator sharing it.
+
+        Others pick them up within their ``config_ttl``. ``configure()`` changes are
+        published by the next generation anyway; call this to publish at once.
+        """
+        version = self.clock.time()
+        payload = {"version": version, "settings": settings_json(self._config)}
+        await self.state.set(f"{self._state_prefix}config", json.dumps(payload).encode())
+        self._config_version = version
+        self._config_dirty = False
+        self._config_checked = self.clock.monotonic()
+
+    async def _refresh_config(self) -> None:
+        """Publish our changes, or adopt newer shared ones, at most every ``config_ttl``."""
+        if self._config_dirty:
+            await self.publish_config()
+            return
+        now = self.clock.monotonic()
+        if now - self._config_checked < self._config_ttl:
+            return
+        self._config_checked = now
+        try:
+            raw = await self.state.get(f"{self._state_prefix}config")
+            if raw is None:
+                return
+            payload = json.loads(raw)
+            version = float(payload["version"])
+            if version <= self._config_version:
+                return
+            settings = dict(payload["settings"])
+            names = {p.name for p in self._config.providers}
+            # Providers this process does not have are left out, not refused.
+            settings["enabled"] = {
+                k: v for k, v in settings.get("enabled", {}).items() if k in names
+            }
+            settings["priority"] = [n for n in settings.get("priority", []) if n in names]
+            self.configure(**changes_from_json(settings))
+        except (ImageGenError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring shared settings that cannot be applied: %r", exc)
+            return
+        except Exception:
+            logger.warning("could not read the shared settings", exc_info=True)
+            return
+        self._config_dirty = False  # adopted, not ours to publish
+        self._config_version = version
+        logger.info("adopted shared settings published at %s", version)
 
     # -- generation ---------------------------------------------------------------
 
@@ -427,6 +493,7 @@ class ImageGenerator:
         return ImageRequest(prompt=request, **fields)
 
     async def _generate(self, request: ImageRequest, *, job_id: str | None = None) -> ImageResult:
+        await self._refresh_config()
         config = self._config
         started = self.clock.monotonic()
         gen = _Generation(

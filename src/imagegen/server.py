@@ -40,7 +40,6 @@ from contextlib import aclosing
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -58,8 +57,8 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._models import ProviderDayStats
+from ._settings import changes_from_json, settings_json
 from .providers import Provider
-from .strategies import CircuitBreaker, Fallback, Hedge, Race, Retry
 
 if TYPE_CHECKING:
     from ._generator import ImageGenerator
@@ -69,13 +68,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger("imagegen.server")
 
 _PROBLEM_JSON = "application/problem+json"
-_STRATEGIES: dict[str, type[Race | Hedge | Fallback]] = {
-    "race": Race,
-    "hedge": Hedge,
-    "fallback": Fallback,
-}
 _BREAKER_ACTIONS = ("open", "close", "reset")
-_PLAIN_CONFIG = ("timeout", "enabled", "priority")
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -235,7 +228,6 @@ def _parse_when(name: str, value: str | None) -> dt.date | dt.datetime | None:
 def _config_dict(generator: ImageGenerator) -> dict[str, Any]:
     """The generator's settings as JSON, without secrets (no keys, no URLs with tokens)."""
     config = generator._config  # noqa: SLF001 - the server is part of the library
-    strategy = config.strategy
     default = config.default_image
     if default is None:
         default_image: str | None = None
@@ -245,11 +237,12 @@ def _config_dict(generator: ImageGenerator) -> dict[str, Any]:
         default_image = f"provider:{default.name}"
     else:
         default_image = "placeholder"
+    shared = settings_json(config)
     return {
-        "strategy": {"kind": type(strategy).__name__.lower(), **attrs.asdict(strategy)},
+        "strategy": shared["strategy"],
         "timeout": config.timeout,
-        "retry": attrs.asdict(config.retry),
-        "breaker": attrs.asdict(config.breaker),
+        "retry": shared["retry"],
+        "breaker": shared["breaker"],
         "default_image": default_image,
         "providers": [
             {
@@ -261,52 +254,6 @@ def _config_dict(generator: ImageGenerator) -> dict[str, Any]:
             for status in generator.providers_status()
         ],
     }
-
-
-def _build(kind: type[Any], label: str, fields: object) -> Any:
-    if not isinstance(fields, dict):
-        raise _invalid(label, f"{label} must be a JSON object of its fields")
-    known = {a.name for a in attrs.fields(kind)}
-    for name in fields:
-        if name not in known:
-            raise _invalid(f"{label}.{name}", f"{label} has no field {name!r}")
-    try:
-        return kind(**fields)
-    except InvalidConfig as exc:
-        raise _invalid(f"{label}.{exc.field}", str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise _invalid(label, f"{label}: {exc}") from None
-
-
-def _config_changes(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn the JSON of ``PATCH /admin/config`` into ``configure()`` keywords.
-
-    ``timeout``, ``enabled`` and ``priority`` pass as they are; ``strategy`` is
-    ``{"kind": "race|hedge|fallback", ...fields}``; ``retry`` and ``breaker`` are
-    objects of their fields, defaults for the fields left out.
-
-    Raises:
-        _Problem: 422 naming the field.
-    """
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in _PLAIN_CONFIG:
-            changes[key] = value
-        elif key == "strategy":
-            if not isinstance(value, dict):
-                raise _invalid("strategy", 'strategy must be {"kind": "race|hedge|fallback", ...}')
-            fields = dict(value)
-            kind = fields.pop("kind", None)
-            if kind not in _STRATEGIES:
-                raise _invalid("strategy.kind", "strategy.kind must be race, hedge or fallback")
-            changes["strategy"] = _build(_STRATEGIES[kind], "strategy", fields)
-        elif key == "retry":
-            changes["retry"] = _build(Retry, "retry", value)
-        elif key == "breaker":
-            changes["breaker"] = _build(CircuitBreaker, "breaker", value)
-        else:
-            raise _invalid(key, f"{key} cannot be changed through this endpoint")
-    return changes
 
 
 def create_app(
@@ -496,7 +443,8 @@ def create_app(
     async def admin_config(request: Request) -> Response:
         """Change settings at run time; a bad change is refused whole."""
         data = await _read_json_object(request, max_body_bytes)
-        generator.configure(**_config_changes(data))
+        generator.configure(**changes_from_json(data))
+        await generator.publish_config()
         return JSONResponse(_config_dict(generator))
 
     async def http_problem(_: Request, exc: Exception) -> Response:
