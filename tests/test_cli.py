@@ -198,6 +198,7 @@ class TestDoctor:
         out = capsys.readouterr().out
         assert "ok  placeholder: ok" in out
         assert "state backend: ok" in out
+        assert "storage (write, read, delete a probe): ok" in out
 
     def test_json(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--json prints the deep health report."""

@@ -452,6 +452,20 @@ class TestDeepHealth:
         }
         assert clock.monotonic() == 5.0
 
+    async def test_storage_is_probed(self, clock: FakeClock) -> None:
+        """Deep health writes, reads back and deletes a probe object, leaving nothing behind."""
+        storage = MemoryStorage()
+        gen = ImageGenerator(providers=[Checked("good", "ok")], storage=storage, clock=clock)
+        report = await gen.health(deep=True)
+        assert (report["status"], report["storage"]) == ("ok", "ok")
+        assert storage.objects == {}
+        broken = ImageGenerator(
+            providers=[Checked("good", "ok")], storage=RefusingStorage(), clock=clock
+        )
+        report = await broken.health(deep=True)
+        assert report["status"] == "degraded"
+        assert report["storage"].startswith("StorageError")
+
     async def test_all_checks_pass(self, clock: FakeClock) -> None:
         """With every check passing the deep status is ok; a shallow health runs none."""
         gen = ImageGenerator(providers=[Checked("good", "ok")], clock=clock)

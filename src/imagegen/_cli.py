@@ -173,6 +173,8 @@ async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
             mark = "ok " if result == "ok" else "FAIL"
             print(f"{mark} {name}: {result}", file=out)
         print(f"state backend: {report['state']}", file=out)
+        if report["storage"] is not None:
+            print(f"storage (write, read, delete a probe): {report['storage']}", file=out)
     return 0 if report["status"] == "ok" else 1
 
 

@@ -1233,7 +1233,8 @@ class ImageGenerator:
         breaker is not open, else ``"degraded"``. With ``deep=True`` every enabled
         provider's :meth:`Provider.check` runs too (the vendor's cheapest
         authenticated call, nothing billed), reported under ``checks`` as ``"ok"``
-        or the error; a failed check makes the status ``"degraded"``.
+        or the error, and the storage is probed (a small object written, read back and
+        deleted) under ``storage``; a failure makes the status ``"degraded"``.
         """
         config = self._config
         states = {p.name: await self._breakers[p.name].state() for p in config.providers}
@@ -1247,8 +1248,25 @@ class ImageGenerator:
         healthy = usable and backend == "ok"
         if deep:
             report["checks"] = checks = await self.check_providers()
+            report["storage"] = storage = await self._probe_storage()
+            healthy = healthy and storage in ("ok", None)
             healthy = healthy and all(result == "ok" for result in checks.values())
         return {"status": "ok" if healthy else "degraded", **report}
+
+    async def _probe_storage(self) -> str | None:
+        """Write, read back and delete a small probe object; None without storage."""
+        storage = self.storage
+        if storage is None:
+            return None
+        key = f"{self._key_prefix}doctor/{uuid.uuid4().hex}.txt"
+        probe = b"imagegen storage probe"
+        try:
+            stored = await storage.put(key, probe, content_type="text/plain", metadata={})
+            read = await storage.get(stored.key)
+            await storage.delete(stored.key)
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer here
+            return f"{type(exc).__name__}: {exc}"
+        return "ok" if read == probe else "the probe object read back differently"
 
     async def check_providers(self) -> dict[str, str]:
         """Run each enabled provider's ``check()`` at once: ``"ok"`` or the error, by name."""
