@@ -20,7 +20,6 @@ import httpx
 from .._errors import (
     ContentRejected,
     InvalidConfig,
-    ProviderAuthError,
     ProviderError,
     ProviderQuotaExceeded,
     ProviderTimeout,
@@ -207,6 +206,7 @@ class Fal(HTTPProvider):
     env_var: ClassVar[str | None] = "FAL_KEY"
     auth_scheme: ClassVar[str] = "Key"
     key_argument: ClassVar[str] = "key"
+    env_hint: ClassVar[str | None] = "FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)"
     platform_url: str = "https://api.fal.ai/v1"
 
     def __init__(
@@ -266,16 +266,9 @@ class Fal(HTTPProvider):
         body.update(request.options_for(self.name))
         return body
 
-    def _require_key(self) -> None:
-        if not self.has_key:
-            raise ProviderAuthError(
-                "no fal key: pass key= or set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)",
-                provider=self.name,
-            )
-
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         """Make one image, directly or through the queue (see the class docstring)."""
-        self._require_key()
+        self.require_key()
         body = self.body(request)
         if self.queue or ctx.remaining() > self.queue_threshold:
             return await self._queued(body, ctx)
@@ -545,7 +538,7 @@ class Fal(HTTPProvider):
         Raises:
             ProviderError: The subclass that fits the failure.
         """
-        self._require_key()
+        self.require_key()
         try:
             response = await self.request(
                 ctx,

@@ -99,6 +99,8 @@ class HTTPProvider(Provider):
     auth_scheme: ClassVar[str] = "Bearer"
     #: The constructor argument users pass the key as, for error messages.
     key_argument: ClassVar[str] = "api_key"
+    #: How to name the environment variables in error messages (default: ``env_var``).
+    env_hint: ClassVar[str | None] = None
     #: A response header holding the vendor's request id, quoted in error messages
     #: (it is what the vendor's support asks for; it is not a secret).
     request_id_header: ClassVar[str | None] = None
@@ -133,6 +135,15 @@ class HTTPProvider(Provider):
     def has_key(self) -> bool:
         """Whether a key was given or found in the environment."""
         return self._key is not None
+
+    def require_key(self) -> None:
+        """Raise ProviderAuthError, saying how to give one, when there is no key."""
+        if self._key is None:
+            where = self.env_hint or self.env_var
+            hint = f" or set {where}" if where else ""
+            raise ProviderAuthError(
+                f"no API key: pass {self.key_argument}={hint}", provider=self.name
+            )
 
     def auth_headers(self) -> dict[str, str]:
         """The vendor's auth header for this key."""
@@ -175,11 +186,8 @@ class HTTPProvider(Provider):
         Raises:
             ProviderError: The subclass that fits the failure.
         """
-        if authenticate and self._key is None:
-            hint = f" or set {self.env_var}" if self.env_var else ""
-            raise ProviderAuthError(
-                f"no API key: pass {self.key_argument}={hint}", provider=self.name
-            )
+        if authenticate:
+            self.require_key()
         send_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
         if authenticate:
             send_headers.update(self.auth_headers())

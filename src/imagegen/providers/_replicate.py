@@ -23,7 +23,6 @@ import httpx
 from .._errors import (
     ContentRejected,
     InvalidConfig,
-    ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
@@ -343,7 +342,7 @@ class Replicate(HTTPProvider):
         Raises:
             ProviderError: The subclass that fits the failure.
         """
-        self._require_key()
+        self.require_key()
         # Prefer: wait can hold the create open for up to a minute: if the attempt is
         # abandoned meanwhile, the prediction it makes is cancelled once it exists.
         response = await ctx.protect_create(
@@ -379,13 +378,6 @@ class Replicate(HTTPProvider):
             return await self._poll(ctx, prediction_id, url, request, mailbox=mailbox)
         finally:
             del self._mailboxes[prediction_id]
-
-    def _require_key(self) -> None:
-        if not self.has_key:
-            raise ProviderAuthError(
-                "no Replicate token: pass api_token= or set REPLICATE_API_TOKEN",
-                provider=self.name,
-            )
 
     def _get_url(self, prediction: dict[str, Any], prediction_id: str) -> str:
         """``urls.get`` when it is on our API host; else built from ``base_url``."""
@@ -598,7 +590,7 @@ class Replicate(HTTPProvider):
         Raises:
             ProviderError: The subclass that fits the failure.
         """
-        self._require_key()
+        self.require_key()
         response = await self.request(ctx, "GET", "account")
         ctx.logger.debug("replicate: token accepted (%s)", _status_of(response))
 
@@ -636,7 +628,7 @@ class Replicate(HTTPProvider):
             ProviderError: The secret could not be fetched.
         """
         if self._webhook_secret is None:
-            self._require_key()
+            self.require_key()
             response = await self.request(ctx, "GET", "webhooks/default/secret")
             data = self.json(response)
             key = data.get("key") if isinstance(data, dict) else None
