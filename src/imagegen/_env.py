@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidConfig
+from ._generator import NAMESPACE_RULE
 from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
 from .state import RedisState, SQLiteState, StateBackend
 from .storage import LocalStorage, R2Storage, Storage, r2_client
@@ -20,7 +20,6 @@ __all__ = ["settings_from_env"]
 logger = logging.getLogger("imagegen")
 
 _STRATEGIES = {"race": Race, "hedge": Hedge, "fallback": Fallback}
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -138,7 +137,7 @@ def settings_from_env(
     """Constructor keywords for ImageGenerator, and the resources it should close."""
     data_dir = Path(environ.get("IMAGEGEN_DATA_DIR") or "imagegen-data").absolute()
     namespace = environment or environ.get("IMAGEGEN_ENV") or None
-    if namespace is not None and not _NAMESPACE.match(namespace):
+    if namespace is not None and not NAMESPACE_RULE.match(namespace):
         source = "environment" if environment else "IMAGEGEN_ENV"
         raise InvalidConfig(
             f"{source} must be 1-64 of letters, digits, '_' and '-' (got {namespace!r})",

@@ -58,7 +58,7 @@ __all__ = ["DEFAULT", "Hook", "ImageGenerator"]
 logger = logging.getLogger("imagegen")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAMESPACE_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _WEBHOOK_TOLERANCE = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
 _JOB_TTL = 86_400.0  # seconds a job's status is kept
 _STALE_GRACE = 60.0  # a job "running" this long past its deadline has lost its process
@@ -256,7 +256,7 @@ class ImageGenerator:
             timeout=timeout,
             default_image=default_image,
         )
-        if namespace is not None and not _NAMESPACE.match(namespace):
+        if namespace is not None and not NAMESPACE_RULE.match(namespace):
             raise InvalidConfig(
                 "namespace must be 1-64 of letters, digits, '_' and '-'", field="namespace"
             )
