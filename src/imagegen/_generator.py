@@ -44,6 +44,7 @@ from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDay
 from ._settings import changes_from_json, settings_json
 from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
+from .providers._http import user_agent
 from .providers._placeholder import render_placeholder
 from .state import MemoryState, StateBackend
 from .storage import Storage, StoredObject
@@ -63,7 +64,6 @@ _WEBHOOK_TOLERANCE = 300.0  # seconds a webhook's timestamp may be off (Standard
 _JOB_TTL = 86_400.0  # seconds a job's status is kept
 _STALE_GRACE = 60.0  # a job "running" this long past its deadline has lost its process
 _CANCEL_TIMEOUT = 5.0  # seconds a remote cancel may take, shielded from the caller's cancel
-_USER_AGENT = "imagegen (+https://pypi.org/project/imagegen/)"
 
 
 class _DefaultImage:
@@ -318,7 +318,7 @@ class ImageGenerator:
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": user_agent()},
                 timeout=httpx.Timeout(30.0, connect=10.0),
                 follow_redirects=False,
             )
