@@ -20,6 +20,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -216,7 +217,10 @@ class ImageGenerator:
         download: Limits on provider output (size, https, private networks).
         http: An ``httpx.AsyncClient`` you own; otherwise one is made on first use
             and closed by ``aclose()``.
-        hooks: Callables taking one :class:`Event`, sync or async.
+        hooks: Callables taking one :class:`Event`, sync or async. A hook that is
+            also an async context manager (say, one that delivers alerts in the
+            background) is entered by ``async with`` the generator and exited by
+            :meth:`aclose`.
         namespace: Prefix for every state and storage key, so environments sharing a
             backend never meet.
         clock: Time source; tests pass :class:`imagegen.testing.FakeClock`.
@@ -276,6 +280,7 @@ class ImageGenerator:
         self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
         self._closed = False
         self._background: anyio.abc.TaskGroup | None = None
+        self._hook_stack: AsyncExitStack | None = None
         # Jobs running in this process: their cancel scopes and finished results (the
         # local result keeps its bytes, which the state backend does not store).
         self._job_scopes: dict[str, anyio.CancelScope] = {}
@@ -330,6 +335,18 @@ class ImageGenerator:
         group = anyio.create_task_group()
         await group.__aenter__()
         self._background = group
+        stack = AsyncExitStack()
+        try:
+            for hook in self._hooks:
+                if hasattr(hook, "__aenter__") and hasattr(hook, "__aexit__"):
+                    await stack.enter_async_context(hook)
+        except BaseException:
+            await stack.aclose()
+            self._background = None
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+            raise
+        self._hook_stack = stack
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -350,6 +367,10 @@ class ImageGenerator:
                 scope.cancel()
             group, self._background = self._background, None
             await group.__aexit__(None, None, None)
+        if self._hook_stack is not None:
+            # After the background work, so its last events still reach the hooks.
+            stack, self._hook_stack = self._hook_stack, None
+            await stack.aclose()
         for provider in self._config.providers:
             await provider.aclose()
         if self._owns_http and self._http is not None:
@@ -628,6 +649,7 @@ class ImageGenerator:
         breaker = self._breakers[name]
         begun = clock.monotonic()
         tries = 0
+        billed = 0  # tries of a paid provider that made an image or remote work
         in_flight = False
         ctx: ProviderContext | None = None
         error: ProviderError | None = None
@@ -667,6 +689,8 @@ class ImageGenerator:
                             retryable=False,
                         )
                 in_flight = False
+                if provider.paid and (output is not None or ctx.handle is not None):
+                    billed += 1
                 elapsed = clock.monotonic() - try_start
                 if scope.cancelled_caught:
                     error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
@@ -680,7 +704,7 @@ class ImageGenerator:
                     self._latency[name].add(elapsed)
                     await self._count(name, "success", latency=elapsed)
                     await breaker.record_success()
-                    await self._attempt_done(gen, name, "success", None, begun, tries)
+                    await self._attempt_done(gen, name, "success", None, begun, tries, billed)
                     return output
                 assert error is not None  # noqa: S101 - one of output and error is set
                 if error.provider is None:
@@ -704,16 +728,18 @@ class ImageGenerator:
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 if in_flight:
+                    if provider.paid and ctx is not None and ctx.handle is not None:
+                        billed += 1
                     await self._count(name, "cancelled")
                     if ctx is not None:
                         await self._cancel_remote(provider, ctx)
                 if clock.monotonic() >= gen.stop:
                     timeout = ProviderTimeout("the generation's deadline passed", provider=name)
-                    await self._attempt_done(gen, name, "error", timeout, begun, tries)
+                    await self._attempt_done(gen, name, "error", timeout, begun, tries, billed)
                 else:
-                    await self._attempt_done(gen, name, "cancelled", None, begun, tries)
+                    await self._attempt_done(gen, name, "cancelled", None, begun, tries, billed)
             raise
-        await self._attempt_done(gen, name, "error", error, begun, tries)
+        await self._attempt_done(gen, name, "error", error, begun, tries, billed)
         return None
 
     async def _call(
@@ -774,6 +800,8 @@ class ImageGenerator:
                 logger.warning(
                     "cancelling %s's work %r failed", provider.name, ctx.handle, exc_info=True
                 )
+            else:
+                await self._event("remote_cancelled", ctx.generation_id, provider.name, {})
 
     async def _attempt_done(
         self,
@@ -783,6 +811,7 @@ class ImageGenerator:
         error: ImageGenError | None,
         begun: float,
         tries: int,
+        billed: int,
     ) -> None:
         attempt = Attempt(
             provider=provider,
@@ -798,7 +827,13 @@ class ImageGenerator:
             "attempt_finished",
             gen.id,
             provider,
-            {"outcome": outcome, "error": error.kind if error else None, "tries": tries},
+            {
+                "outcome": outcome,
+                "error": error.kind if error else None,
+                "tries": tries,
+                "elapsed": attempt.elapsed,
+                "billed": billed,
+            },
         )
 
     async def _default(self, gen: _Generation, config: _Config) -> _Output:

@@ -429,8 +429,18 @@ class Record:
 class Event:
     """Something worth telling hooks about.
 
-    Kinds: ``generation_started``, ``attempt_started``, ``attempt_finished``,
-    ``retry_scheduled``, ``breaker_state_changed``, ``generation_finished``.
+    Kinds and their ``data``:
+
+    - ``generation_started``: the request's summary (prompt length, size, format...).
+    - ``attempt_started`` (``provider`` set): ``try``, counting from 1.
+    - ``retry_scheduled``: ``try``, ``delay`` (seconds), ``error`` (the error kind).
+    - ``attempt_finished``: ``outcome`` (success, error, cancelled), ``error`` (kind
+      or None), ``tries``, ``elapsed`` (seconds, all tries), ``billed`` (tries of a
+      paid provider that made an image or remote work).
+    - ``remote_cancelled``: a provider's remote work was cancelled.
+    - ``breaker_state_changed`` (no generation): ``from``, ``to``, ``reason``.
+    - ``generation_finished``: ``status`` (succeeded, failed), ``is_default``,
+      ``elapsed``, ``error`` (kind or None); ``provider`` is the winner.
     """
 
     kind: str

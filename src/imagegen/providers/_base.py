@@ -196,6 +196,9 @@ class Provider(abc.ABC):
     _auto_name: ClassVar[bool] = True
     tier: int = 0
     timeout: float | None = None
+    #: Whether a call costs money: telemetry counts a paid provider's calls that made
+    #: an image or remote work as billed. Free providers (placeholder, stock) say False.
+    paid: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

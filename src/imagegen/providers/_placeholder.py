@@ -121,6 +121,7 @@ class Placeholder(Provider):
     """
 
     name = "placeholder"
+    paid = False
 
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)

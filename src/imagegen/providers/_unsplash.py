@@ -213,6 +213,7 @@ class Unsplash(HTTPProvider):
 
     name = "unsplash"
     tier = 1
+    paid = False
     default_base_url: ClassVar[str] = "https://api.unsplash.com"
     env_var: ClassVar[str | None] = "UNSPLASH_ACCESS_KEY"
     auth_scheme: ClassVar[str] = "Client-ID"
