@@ -154,10 +154,11 @@ class TestVerification:
         async with httpx.AsyncClient() as http:
             gen = self.generator(http, clock, webhook_secret=SECRET)
             with caplog.at_level(logging.INFO, logger="imagegen"):
-                await gen.handle_webhook("replicate", signed(body), body)
-                await gen.handle_webhook("replicate", signed(body), body)
-        assert "nothing here waits for it" in caplog.text
-        assert "is a replay" in caplog.text
+                first = await gen.handle_webhook("replicate", signed(body), body)
+                second = await gen.handle_webhook("replicate", signed(body), body)
+        assert (first, second) == ("late", "replay")
+        assert "webhook msg_1 from replicate: late" in caplog.text
+        assert "webhook msg_1 from replicate: replay" in caplog.text
 
     async def test_secret_is_fetched_once_when_not_given(self, clock: FakeClock) -> None:
         """Without webhook_secret the account's secret is fetched, then kept."""

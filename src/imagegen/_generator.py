@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._image import dimensions, extension_for
 from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
+from ._relay import WebhookRelay
 from ._settings import changes_from_json, settings_json
 from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
@@ -291,6 +292,7 @@ class ImageGenerator:
         prefix = self._state_prefix = f"imagegen:{namespace or ''}:"
         self._key_prefix = f"{namespace}/" if namespace else ""
         self._tracker = Tracker(self.state, prefix=prefix)
+        self._relay = WebhookRelay(self.state, prefix, self.clock)
         self._breakers = {
             p.name: ProviderBreaker(
                 p.name,
@@ -668,6 +670,7 @@ class ImageGenerator:
                     logger=self._loggers[name],
                     http_factory=self._http_client,
                     spawn=self._background.start_soon if self._background else None,
+                    inbox=self._relay.inbox(name),
                 )
                 await self._event("attempt_started", gen.id, name, {"try": tries})
                 in_flight = True
@@ -1179,16 +1182,36 @@ class ImageGenerator:
                     await anyio.sleep_forever()
             pause = min(pause * 2, 1.0)
 
-    async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> None:
+    async def handle_webhook(
+        self,
+        provider: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> str:
         """Take a vendor's callback: verify it, drop replays, complete the waiting attempt.
 
-        A verified delivery for an unknown or finished job, or a replay (the same
-        delivery id within the tolerance window), returns quietly and changes nothing.
+        The attempt may be running in this process or in any other sharing the state
+        backend (the delivery is parked there for it). A replay (the same delivery
+        id within twice the signature tolerance), a duplicate, a late delivery (its
+        attempt already ended) or a non-final one is acknowledged and changes nothing:
+        a finished job is never completed twice or overwritten.
+
+        Args:
+            provider: The provider's name (the ``{provider}`` of the webhook route).
+            headers: The request headers.
+            body: The raw request body, exactly as received.
+            params: The query parameters of the URL it was posted to.
+
+        Returns:
+            What became of it: ``"local"``, ``"parked"`` (for another process),
+            ``"replay"``, ``"late"`` or ``"not final"``.
 
         Raises:
-            WebhookVerificationError: Missing, wrong or stale signature.
+            WebhookVerificationError: Missing, wrong or stale signature or token.
             InvalidConfig: No provider of that name takes webhooks.
-            ProviderError: The provider could not verify (e.g. fetching its secret failed).
+            ProviderError: The provider could not verify (e.g. fetching its keys failed).
         """
         target: object = next((p for p in self._config.providers if p.name == provider), None)
         if not isinstance(target, WebhookReceiver):
@@ -1198,22 +1221,22 @@ class ImageGenerator:
             clock=self.clock,
             logger=self._loggers[provider],
             http_factory=self._http_client,
+            inbox=self._relay.inbox(provider),
         )
-        delivery_id, payload = await target.receive_webhook(
-            headers, body, ctx, now=self.clock.time()
+        delivery = await target.receive_webhook(
+            headers, body, ctx, now=self.clock.time(), params=dict(params or {})
         )
         # Remember each delivery for twice the signature tolerance: a replay inside the
         # window is caught here, and one outside it fails the timestamp check.
         fresh = await self.state.set_if_absent(
-            f"{self._state_prefix}webhook:{provider}:{delivery_id}",
+            f"{self._state_prefix}webhook:{provider}:{delivery.id}",
             b"1",
             ttl=2 * _WEBHOOK_TOLERANCE,
         )
-        if not fresh:
-            logger.info("webhook %s from %s is a replay; ignored", delivery_id, provider)
-            return
-        if not target.deliver(payload):
-            logger.info("webhook %s from %s: nothing here waits for it", delivery_id, provider)
+        outcome = await self._relay.route(provider, delivery) if fresh else "replay"
+        level = logging.DEBUG if outcome in ("local", "parked") else logging.INFO
+        logger.log(level, "webhook %s from %s: %s", delivery.id, provider, outcome)
+        return outcome
 
     async def record(self, generation_id: str) -> Record | None:
         """What happened to one generation, or None for an unknown id."""

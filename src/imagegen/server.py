@@ -363,7 +363,9 @@ def create_app(
         provider = request.path_params["provider"]
         body = await _read_body(request, max_body_bytes)
         try:
-            await generator.handle_webhook(provider, request.headers, body)
+            await generator.handle_webhook(
+                provider, request.headers, body, params=dict(request.query_params)
+            )
         except InvalidConfig as exc:
             if exc.field != "provider":
                 raise

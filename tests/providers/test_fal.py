@@ -543,7 +543,8 @@ class TestQueue:
         assert [str(c.request.url) for c in status.calls] == [f"{REQUESTS}/status?logs=1"] * 2
         assert all(c.request.headers["authorization"] == f"Key {KEY}" for c in status.calls)
         assert result.call_count == 1
-        assert times == [0.5, 1.25]  # poll_interval, then x1.5
+        # With a webhook, polls are the safety net: after 5 s, then x1.5 (capped at 15 s).
+        assert times == [5.0, 12.5]
         assert image.url == OUTPUT["images"][0]["url"]  # type: ignore[index]
         assert (image.width, image.height, image.seed, image.handle) == (1024, 768, 1234567, handle)
 

@@ -1,6 +1,13 @@
 """Providers: the contract, the HTTP base, and the built-in implementations."""
 
-from ._base import Provider, ProviderContext, ProviderImage, WebhookReceiver
+from ._base import (
+    Provider,
+    ProviderContext,
+    ProviderImage,
+    WebhookDelivery,
+    WebhookInbox,
+    WebhookReceiver,
+)
 from ._fal import Fal
 from ._http import HTTPProvider
 from ._openai import OpenAIImages
@@ -18,5 +25,7 @@ __all__ = [
     "ProviderImage",
     "Replicate",
     "Unsplash",
+    "WebhookDelivery",
+    "WebhookInbox",
     "WebhookReceiver",
 ]

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
     from .._models import ImageRequest
 
-__all__ = ["Provider", "ProviderContext", "ProviderImage", "WebhookReceiver"]
+__all__ = [
+    "Provider",
+    "ProviderContext",
+    "ProviderImage",
+    "WebhookDelivery",
+    "WebhookInbox",
+    "WebhookReceiver",
+]
 
 logger = logging.getLogger("imagegen.providers")
 _T = TypeVar("_T")
@@ -63,6 +70,39 @@ class ProviderImage:
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
 
+class WebhookInbox(Protocol):
+    """The generator's side of webhooks, for one provider (see :class:`ProviderContext`)."""
+
+    async def wait(self, work_id: str, within: float) -> Mapping[str, Any] | None:
+        """A verified final delivery for ``work_id`` ``within`` seconds, or None."""
+        ...
+
+    async def issue_token(self, ttl: float) -> str:
+        """A new secret for one callback URL, valid for ``ttl`` seconds."""
+        ...
+
+    async def redeem_token(self, token: str) -> bool:
+        """Whether ``token`` was issued here (any process on the backend) and is valid."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class WebhookDelivery:
+    """One verified webhook delivery, as a :class:`WebhookReceiver` reads it.
+
+    Args:
+        id: Unique per delivery; a second delivery with the same id is a replay.
+        work_id: The vendor's id of the work it reports on (prediction or request id).
+        payload: What the waiting attempt gets (:meth:`ProviderContext.webhook`).
+        final: Whether the work has ended; only final deliveries complete an attempt.
+    """
+
+    id: str
+    work_id: str
+    payload: Mapping[str, Any] = attrs.field(repr=False)
+    final: bool = True
+
+
 @attrs.define(kw_only=True, eq=False)
 class ProviderContext:
     """What a provider gets besides the request: time, HTTP, and a way to report work.
@@ -89,6 +129,7 @@ class ProviderContext:
     _spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = attrs.field(
         default=None, alias="spawn"
     )
+    _inbox: WebhookInbox | None = attrs.field(default=None, alias="inbox")
     handle: object = attrs.field(default=None, init=False)
 
     @property
@@ -161,6 +202,37 @@ class ProviderContext:
                 await undo(value, fresh)
             except Exception:
                 self.logger.warning("undoing an abandoned create failed", exc_info=True)
+
+    async def webhook(self, work_id: str, *, within: float) -> Mapping[str, Any] | None:
+        """Wait up to ``within`` seconds for the vendor's final callback about ``work_id``.
+
+        Returns the payload of a verified delivery (:meth:`WebhookReceiver.receive_webhook`)
+        that landed in this process or in any other sharing the generator's state
+        backend; None when none came in time, so the provider polls the vendor as its
+        safety net. Without a generator behind the context it just sleeps ``within``.
+        """
+        if self._inbox is None:
+            await self.clock.sleep(within)
+            return None
+        return await self._inbox.wait(work_id, within)
+
+    async def webhook_token(self) -> str:
+        """A fresh secret to put in a callback URL, for vendors that do not sign deliveries.
+
+        Valid until the deadline plus two hours (vendors retry late deliveries);
+        :meth:`check_webhook_token` in any process on the same backend accepts it.
+
+        Raises:
+            RuntimeError: No generator is behind this context.
+        """
+        if self._inbox is None:
+            msg = "webhook tokens need a generator (its state backend keeps them)"
+            raise RuntimeError(msg)
+        return await self._inbox.issue_token(self.remaining() + 7200.0)
+
+    async def check_webhook_token(self, token: str) -> bool:
+        """Whether ``token`` came from :meth:`webhook_token` and has not expired."""
+        return self._inbox is not None and await self._inbox.redeem_token(token)
 
     def started(self, handle: object) -> None:
         """Report that billable remote work exists (a prediction id, a queue id).
@@ -242,17 +314,27 @@ class Provider(abc.ABC):
 
 @runtime_checkable
 class WebhookReceiver(Protocol):
-    """A provider whose vendor can call back when work completes (see ``handle_webhook``)."""
+    """A provider whose vendor can call back when work completes (see ``handle_webhook``).
+
+    The attempt waiting for the work reads the payload with
+    :meth:`ProviderContext.webhook`; the generator does the routing, replay
+    protection and relaying between processes.
+    """
 
     async def receive_webhook(
-        self, headers: Mapping[str, str], body: bytes, ctx: ProviderContext, *, now: float
-    ) -> tuple[str, dict[str, Any]]:
-        """Verify one delivery; return its unique id (for replay protection) and payload.
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        ctx: ProviderContext,
+        *,
+        now: float,
+        params: Mapping[str, str],
+    ) -> WebhookDelivery:
+        """Verify one delivery and read it.
+
+        ``params`` are the query parameters of the URL it was posted to (where a
+        :meth:`ProviderContext.webhook_token` travels).
 
         Raises ``WebhookVerificationError`` when the delivery is not authentic.
         """
-        ...
-
-    def deliver(self, payload: Mapping[str, Any]) -> bool:
-        """Hand a verified payload to the attempt waiting for it; False when none is."""
         ...

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import os
 import re
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -24,9 +26,11 @@ from .._errors import (
     ProviderQuotaExceeded,
     ProviderTimeout,
     ProviderUnavailable,
+    WebhookVerificationError,
 )
 from .._models import ImageRequest
-from ._base import ProviderContext, ProviderImage
+from .._webhooks import verify_fal_webhook
+from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._http import HTTPProvider
 
 __all__ = ["Fal", "FalRequest", "image_size"]
@@ -58,6 +62,12 @@ _POLL_GROWTH = 1.5
 _POLL_CAP = 5.0
 _POLL_RETRIES = 3  # consecutive transient failures tolerated per GET
 _POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
+_SAFETY_NET = 5.0  # with a webhook, the first status poll comes this late...
+_SAFETY_NET_CAP = 15.0  # ...and polls at most this often after that
+_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+_JWKS_TTL = 24 * 3600.0  # fal's keys are kept a day, as public implementations do
+_JWKS_REFRESH = 300.0  # an unknown signature refetches the keys at most this often
+TOKEN_PARAM = "imagegen_token"  # noqa: S105 - a query parameter's name
 _LOCKED = ("exhausted balance", "top_up", "top up")
 _POLICY = ("content_policy", "content policy", "nsfw")
 
@@ -101,6 +111,12 @@ def _check_url(value: object, field: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise InvalidConfig(f"fal: {field} must be an http(s) URL (got {value!r})", field=field)
     return value.rstrip("/")
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), (name, value)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _retry_hint(headers: httpx.Headers) -> bool | None:
@@ -152,6 +168,16 @@ class Fal(HTTPProvider):
     the app's subpath), used only when they point at ``queue_url``'s host, so the
     key never goes anywhere you did not configure.
 
+    **Webhooks.** With ``webhook_url`` (else ``ctx.webhook_url``) queued requests
+    carry ``?fal_webhook=``, and the completion fal posts there (routed by
+    ``ImageGenerator.handle_webhook``) ends the wait; status polls remain the safety
+    net (first after 5 s, then at most every 15 s). fal signs deliveries with
+    Ed25519 against its published JWKS (``webhook_auth="signature"``, the default;
+    needs ``imagegen[fal-webhooks]``; keys fetched from ``jwks_url`` and kept a
+    day). ``webhook_auth="token"`` instead puts a fresh secret per request in the
+    callback URL (``?imagegen_token=``, its hash kept in the state backend until
+    the deadline plus two hours) and accepts only deliveries that bring it back.
+
     **Request body.** fal takes the input itself, not wrapped: ``prompt``,
     ``image_size``, ``num_images`` 1, ``seed`` when set, ``output_format``
     (``"png"`` or ``"jpeg"``; fal's FLUX apps have no WebP, so a WebP request is
@@ -192,6 +218,9 @@ class Fal(HTTPProvider):
         queue_threshold: Seconds; with more left before the deadline, use the queue.
         webhook_url: Passed as ``fal_webhook`` on queued requests (else
             ``ctx.webhook_url``, if the generator sets one).
+        webhook_auth: How deliveries are authenticated: ``"signature"`` (fal's
+            Ed25519 signature) or ``"token"`` (a per-request secret in the URL).
+        jwks_url: Where fal publishes its webhook signing keys.
         poll_interval: First wait between status polls, seconds.
         name: Override the provider's name (``"fal"``).
         tier: Override the tier (0).
@@ -219,6 +248,8 @@ class Fal(HTTPProvider):
         queue: bool = False,
         queue_threshold: float = 20.0,
         webhook_url: str | None = None,
+        webhook_auth: Literal["signature", "token"] = "signature",
+        jwks_url: str = _JWKS_URL,
         poll_interval: float = 0.5,
         name: str | None = None,
         tier: int | None = None,
@@ -242,13 +273,21 @@ class Fal(HTTPProvider):
             )
         if not _is_number(poll_interval) or poll_interval <= 0:
             raise InvalidConfig("fal: poll_interval must be seconds > 0", field="poll_interval")
+        if webhook_auth not in ("signature", "token"):
+            raise InvalidConfig(
+                "fal: webhook_auth must be 'signature' or 'token'", field="webhook_auth"
+            )
         super().__init__(api_key=key, base_url=base_url, name=name, tier=tier, timeout=timeout)
         self.app = app
         self.queue_url = _check_url(queue_url, "queue_url")
         self.queue = queue
         self.queue_threshold = float(queue_threshold)
         self.webhook_url = None if webhook_url is None else _check_url(webhook_url, "webhook_url")
+        self.webhook_auth = webhook_auth
+        self.jwks_url = _check_url(jwks_url, "jwks_url")
         self.poll_interval = float(poll_interval)
+        self._jwks: Mapping[str, Any] | None = None
+        self._jwks_fetched = -math.inf  # monotonic time of the last fetch
 
     # -- the request ----------------------------------------------------------------
 
@@ -281,6 +320,8 @@ class Fal(HTTPProvider):
 
     async def _queued(self, body: dict[str, Any], ctx: ProviderContext) -> ProviderImage:
         webhook = self.webhook_url or ctx.webhook_url
+        if webhook and self.webhook_auth == "token":
+            webhook = _with_param(webhook, TOKEN_PARAM, await ctx.webhook_token())
         # If the attempt is abandoned while the submit is in flight, the queued request
         # it makes is cancelled once its id is known.
         response = await ctx.protect_create(
@@ -296,10 +337,18 @@ class Fal(HTTPProvider):
         )
         handle = self._handle(self._object(response, create=True))
         ctx.started(handle)
-        delay = self.poll_interval
+        delay = max(self.poll_interval, _SAFETY_NET) if webhook else self.poll_interval
+        cap = _SAFETY_NET_CAP if webhook else _POLL_CAP
         while True:
-            await self._sleep(ctx, delay, handle)
-            delay = min(delay * _POLL_GROWTH, _POLL_CAP)
+            if webhook:
+                delivered = await ctx.webhook(
+                    handle.request_id, within=self._wait(ctx, delay, handle)
+                )
+                if delivered is not None:
+                    return await self._delivered(ctx, handle, delivered)
+            else:
+                await ctx.clock.sleep(self._wait(ctx, delay, handle))
+            delay = min(delay * _POLL_GROWTH, cap)
             status = await self._get(ctx, handle.status_url, params={"logs": "1"})
             state = status.get("status")
             if state == "COMPLETED":
@@ -345,7 +394,8 @@ class Fal(HTTPProvider):
             cancel_url=url("cancel_url", f"{base}/cancel"),
         )
 
-    async def _sleep(self, ctx: ProviderContext, delay: float, handle: FalRequest) -> None:
+    def _wait(self, ctx: ProviderContext, delay: float, handle: FalRequest) -> float:
+        """How long to wait before the next status poll; raises once the deadline is near."""
         wait = min(delay, ctx.remaining() - _POLL_MARGIN)
         if wait <= 0:
             raise ProviderTimeout(
@@ -353,7 +403,23 @@ class Fal(HTTPProvider):
                 provider=self.name,
                 retryable=False,
             )
-        await ctx.clock.sleep(wait)
+        return wait
+
+    async def _delivered(  # noqa: RET503 - _failed always raises
+        self, ctx: ProviderContext, handle: FalRequest, delivery: Mapping[str, Any]
+    ) -> ProviderImage:
+        """The image (or the error) a webhook delivery reports."""
+        output = delivery.get("payload")
+        if delivery.get("status") == "OK" and isinstance(output, dict):
+            return self._image(output, handle)
+        error = delivery.get("error") or delivery.get("payload_error") or "no payload"
+        if _policy_violation(output) or _mentions(error, _POLICY):
+            raise ContentRejected(
+                self.redact(f"fal request {handle.request_id} was refused: {error}"),
+                provider=self.name,
+            )
+        error_type = output.get("error_type") if isinstance(output, dict) else None
+        await self._failed(ctx, handle, error, error_type)
 
     async def _get(
         self,
@@ -386,7 +452,7 @@ class Fal(HTTPProvider):
 
     async def _failed(
         self, ctx: ProviderContext, handle: FalRequest, error: object, error_type: object
-    ) -> None:
+    ) -> NoReturn:
         message = self.redact(f"fal request {handle.request_id} failed: {error or error_type}")
         infra = _INFRA.get(error_type) if isinstance(error_type, str) else None
         if infra is not None:
@@ -421,6 +487,80 @@ class Fal(HTTPProvider):
         ctx.logger.info(
             "fal request %s: cancel answered %s", handle.request_id, response.text[:100]
         )
+
+    # -- webhooks -------------------------------------------------------------------
+
+    async def receive_webhook(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        ctx: ProviderContext,
+        *,
+        now: float,
+        params: Mapping[str, str] | None = None,
+    ) -> WebhookDelivery:
+        """Verify a delivery (see the class docstring) and read it.
+
+        The queue's ``request_id`` names both the delivery (fal retries a failed
+        delivery with the same one, so a second arrival is a replay) and the work.
+
+        Raises:
+            WebhookVerificationError: A bad signature or token, or a stale timestamp.
+            ProviderError: fal's keys could not be fetched, or the verified body is
+                not a fal webhook.
+        """
+        if self.webhook_auth == "token":
+            token = (params or {}).get(TOKEN_PARAM, "")
+            if not await ctx.check_webhook_token(token):
+                raise WebhookVerificationError(
+                    f"fal: the delivery's {TOKEN_PARAM} is missing, unknown or expired"
+                )
+        else:
+            await self._verify_signature(headers, body, ctx, now=now)
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise ProviderError(
+                "fal webhook body has no request_id", provider=self.name, retryable=False
+            )
+        assert isinstance(data, dict)  # noqa: S101 - narrowing for the type checker
+        return WebhookDelivery(id=request_id, work_id=request_id, payload=data)
+
+    async def _verify_signature(
+        self, headers: Mapping[str, str], body: bytes, ctx: ProviderContext, *, now: float
+    ) -> None:
+        jwks = await self._keys(ctx, refresh=False)
+        try:
+            verify_fal_webhook(headers, body, jwks=jwks, now=now)
+        except WebhookVerificationError:
+            # fal may have rotated its keys since we fetched them: look again, rarely.
+            if ctx.clock.monotonic() - self._jwks_fetched < _JWKS_REFRESH:
+                raise
+            verify_fal_webhook(headers, body, jwks=await self._keys(ctx, refresh=True), now=now)
+
+    async def _keys(self, ctx: ProviderContext, *, refresh: bool) -> Mapping[str, Any]:
+        """fal's JWKS, fetched without our key (it is public) and kept a day."""
+        fresh = ctx.clock.monotonic() - self._jwks_fetched < _JWKS_TTL
+        if self._jwks is not None and fresh and not refresh:
+            return self._jwks
+        try:
+            response = await ctx.http.get(self.jwks_url, timeout=ctx.remaining() or None)
+            response.raise_for_status()
+            jwks = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProviderUnavailable(
+                f"fal: could not fetch the webhook keys from {self.jwks_url}: {type(exc).__name__}",
+                provider=self.name,
+            ) from None
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise ProviderUnavailable(
+                f"fal: {self.jwks_url} did not answer with a JWKS", provider=self.name
+            )
+        self._jwks, self._jwks_fetched = jwks, ctx.clock.monotonic()
+        return jwks
 
     # -- answers --------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-import anyio
 import httpx
 
 from .._errors import (
@@ -30,7 +29,7 @@ from .._errors import (
 )
 from .._models import ImageRequest
 from .._webhooks import verify_standard_webhook
-from ._base import ProviderContext, ProviderImage
+from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._http import HTTPProvider
 
 __all__ = ["ASPECT_RATIOS", "Replicate", "aspect_ratio", "is_delivery_url"]
@@ -44,6 +43,7 @@ _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION = re.compile(r"^[0-9a-fA-F]{64}$")
 _OUTPUT_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _RUNNING = ("starting", "processing")
+_FINAL = ("succeeded", "failed", "canceled", "aborted")
 _DELIVERY_HOST = "replicate.delivery"
 _MAX_PREFER_WAIT = 60  # Replicate holds a sync request open for at most 60 s
 _POLL_GROWTH = 1.5
@@ -52,22 +52,6 @@ _POLL_RETRIES = 3  # consecutive transient GET failures tolerated while polling
 _POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
 _SAFETY_NET = 5.0  # with webhooks, the first poll comes this late...
 _SAFETY_NET_CAP = 15.0  # ...and polls at most this often after that
-
-
-class _Mailbox:
-    """Where a webhook delivery meets the attempt waiting for its prediction."""
-
-    def __init__(self) -> None:
-        self.arrived = anyio.Event()
-        self.prediction: dict[str, Any] | None = None
-
-    def put(self, prediction: dict[str, Any]) -> None:
-        self.prediction = prediction
-        self.arrived.set()
-
-    def reset(self) -> None:
-        self.arrived = anyio.Event()
-        self.prediction = None
 
 
 _SAFETY = ("nsfw", "safety", "content policy", "content_policy")
@@ -259,9 +243,6 @@ class Replicate(HTTPProvider):
         self._webhook_secret = webhook_secret.strip() if webhook_secret else None
         self.poll_interval = float(poll_interval)
         self.max_wait = float(max_wait)
-        # Predictions this process is waiting for, by id: a verified webhook delivery
-        # (see receive_webhook/deliver) completes them without waiting for a poll.
-        self._mailboxes: dict[str, _Mailbox] = {}
 
     @staticmethod
     def _parse_version(model: str, version: object) -> tuple[str, str]:
@@ -370,14 +351,9 @@ class Replicate(HTTPProvider):
         if image is not None:
             return image
         url = self._get_url(prediction, prediction_id)
-        if self._webhook(ctx) is None:
-            return await self._poll(ctx, prediction_id, url, request)
         # With a webhook the completion arrives by delivery; polling is the safety net.
-        mailbox = self._mailboxes[prediction_id] = _Mailbox()
-        try:
-            return await self._poll(ctx, prediction_id, url, request, mailbox=mailbox)
-        finally:
-            del self._mailboxes[prediction_id]
+        webhook = self._webhook(ctx) is not None
+        return await self._poll(ctx, prediction_id, url, request, webhook=webhook)
 
     def _get_url(self, prediction: dict[str, Any], prediction_id: str) -> str:
         """``urls.get`` when it is on our API host; else built from ``base_url``."""
@@ -397,10 +373,10 @@ class Replicate(HTTPProvider):
         url: str,
         request: ImageRequest,
         *,
-        mailbox: _Mailbox | None = None,
+        webhook: bool = False,
     ) -> ProviderImage:
-        delay = self.poll_interval if mailbox is None else max(self.poll_interval, _SAFETY_NET)
-        cap = _POLL_CAP if mailbox is None else _SAFETY_NET_CAP
+        delay = max(self.poll_interval, _SAFETY_NET) if webhook else self.poll_interval
+        cap = _SAFETY_NET_CAP if webhook else _POLL_CAP
         failures = 0
         wait = delay
         while True:
@@ -411,16 +387,14 @@ class Replicate(HTTPProvider):
                     provider=self.name,
                     retryable=False,
                 )
-            if mailbox is None:
+            if not webhook:
                 await ctx.clock.sleep(sleep)
             else:
-                with ctx.clock.deadline_scope(ctx.clock.monotonic() + sleep):
-                    await mailbox.arrived.wait()
-                if mailbox.prediction is not None:
-                    image = self.image_from(mailbox.prediction, seed=request.seed)
+                delivered = await ctx.webhook(prediction_id, within=sleep)
+                if delivered is not None:
+                    image = self.image_from(dict(delivered), seed=request.seed)
                     if image is not None:
                         return image
-                    mailbox.reset()  # not final after all: keep waiting
             delay = min(delay * _POLL_GROWTH, cap)
             wait = delay
             try:
@@ -595,11 +569,19 @@ class Replicate(HTTPProvider):
         ctx.logger.debug("replicate: token accepted (%s)", _status_of(response))
 
     async def receive_webhook(
-        self, headers: Mapping[str, str], body: bytes, ctx: ProviderContext, *, now: float
-    ) -> tuple[str, dict[str, Any]]:
-        """Verify a delivery (Standard Webhooks signature, 5-minute tolerance).
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        ctx: ProviderContext,
+        *,
+        now: float,
+        params: Mapping[str, str] | None = None,
+    ) -> WebhookDelivery:
+        """Verify a delivery (Standard Webhooks signature, 5-minute tolerance) and read it.
 
-        Returns its ``webhook-id`` (for replay protection) and the prediction.
+        Its ``webhook-id`` is the delivery id (Replicate keeps it across retries);
+        the prediction is the payload, final once its status is succeeded, failed,
+        canceled or aborted.
 
         Raises:
             WebhookVerificationError: Missing, wrong or stale signature.
@@ -607,15 +589,13 @@ class Replicate(HTTPProvider):
                 not a prediction.
         """
         webhook_id = verify_standard_webhook(await self.signing_secret(ctx), headers, body, now=now)
-        return webhook_id, self.parse_webhook(body)
-
-    def deliver(self, prediction: Mapping[str, Any]) -> bool:
-        """Hand a verified prediction to the attempt waiting for it; False if none is."""
-        mailbox = self._mailboxes.get(str(prediction.get("id")))
-        if mailbox is None:
-            return False
-        mailbox.put(dict(prediction))
-        return True
+        prediction = self.parse_webhook(body)
+        return WebhookDelivery(
+            id=webhook_id,
+            work_id=prediction["id"],
+            payload=prediction,
+            final=prediction.get("status") in _FINAL,
+        )
 
     async def signing_secret(self, ctx: ProviderContext) -> str:
         """The webhook signing secret (``whsec_...``).
