@@ -23,8 +23,18 @@ from ._errors import (
     StorageError,
     WebhookVerificationError,
 )
+from ._experiments import Experiment, Variant
 from ._generator import DEFAULT, Hook, ImageGenerator
-from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
+from ._models import (
+    Attempt,
+    Event,
+    ImageRequest,
+    ImageResult,
+    Job,
+    ProviderDayStats,
+    Record,
+    VariantDayStats,
+)
 from .providers import (
     Fal,
     HTTPProvider,
@@ -69,6 +79,7 @@ __all__ = [
     "ContentRejected",
     "DownloadPolicy",
     "Event",
+    "Experiment",
     "Fal",
     "Fallback",
     "HTTPProvider",
@@ -112,6 +123,8 @@ __all__ = [
     "StoredObject",
     "SystemClock",
     "Unsplash",
+    "Variant",
+    "VariantDayStats",
     "WebhookReceiver",
     "WebhookVerificationError",
     "r2_client",

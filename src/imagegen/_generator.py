@@ -40,8 +40,18 @@ from ._errors import (
     ProviderTimeout,
     StorageError,
 )
+from ._experiments import Experiment, Variant
 from ._image import dimensions, extension_for
-from ._models import Attempt, Event, ImageRequest, ImageResult, Job, ProviderDayStats, Record
+from ._models import (
+    Attempt,
+    Event,
+    ImageRequest,
+    ImageResult,
+    Job,
+    ProviderDayStats,
+    Record,
+    VariantDayStats,
+)
 from ._relay import WebhookRelay
 from ._settings import changes_from_json, settings_json
 from ._tracking import Tracker
@@ -176,6 +186,54 @@ class _Config:
         return len(tier) if isinstance(self.strategy, Fallback) else 1
 
 
+def _changed(config: _Config, changes: Mapping[str, Any]) -> _Config:
+    """``config`` with ``changes`` (what ``configure()`` takes) applied; validated whole."""
+    names = {p.name: p for p in config.providers}
+    updates: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key in ("strategy", "retry", "breaker", "timeout", "default_image"):
+            updates[key] = value
+        elif key == "enabled":
+            if not isinstance(value, Mapping):
+                raise InvalidConfig("enabled must map provider names to bools", field="enabled")
+            enabled = set(updates.get("enabled", config.enabled))
+            for name, on in value.items():
+                if name not in names or not isinstance(on, bool):
+                    raise InvalidConfig(
+                        f"enabled: unknown provider or non-bool for {name!r}", field="enabled"
+                    )
+                (enabled.add if on else enabled.discard)(name)
+            updates["enabled"] = frozenset(enabled)
+        elif key == "priority":
+            if isinstance(value, str) or not all(isinstance(n, str) and n in names for n in value):
+                raise InvalidConfig("priority must list known provider names", field="priority")
+            first = list(dict.fromkeys(value))
+            rest = [p for p in config.providers if p.name not in first]
+            updates["providers"] = tuple(names[n] for n in first) + tuple(rest)
+        else:
+            raise InvalidConfig(f"{key} cannot be configured at run time", field=key)
+    return attrs.evolve(config, **updates)
+
+
+_MAX_KEY = 256
+
+
+def _check_key(key: object) -> str | None:
+    """An experiment key is a short string (a user id, a session id)."""
+    if key is None or (isinstance(key, str) and 0 < len(key) <= _MAX_KEY):
+        return key
+    raise InvalidRequest(
+        f"experiment_key must be a string of 1 to {_MAX_KEY} characters", field="experiment_key"
+    )
+
+
+def _day(value: dt.date | dt.datetime | None) -> dt.date | None:
+    """A UTC day from a date, an aware datetime (converted) or a naive one (taken as UTC)."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+    return value
+
+
 @attrs.define(kw_only=True, eq=False)
 class _Generation:
     id: str
@@ -185,6 +243,7 @@ class _Generation:
     stop: float  # providers stop by then, keeping time back for the default image and storing
     created_at: dt.datetime
     job_id: str | None = None
+    variant: str | None = None
     attempts: list[Attempt] = attrs.field(factory=list)
 
 
@@ -228,6 +287,8 @@ class ImageGenerator:
         config_ttl: Seconds between looks at the shared settings in the state
             backend, where :meth:`configure` changes are published for every
             generator sharing it (same namespace).
+        experiment: Named variants of the settings, each generation running one
+            (see :class:`Experiment`); records and results name the variant.
 
     Raises:
         InvalidConfig: A setting broke a rule; the message names it.
@@ -250,6 +311,7 @@ class ImageGenerator:
         namespace: str | None = None,
         clock: Clock | None = None,
         config_ttl: float = 5.0,
+        experiment: Experiment | None = None,
     ) -> None:
         providers = tuple(providers)
         self._config = _Config(
@@ -319,6 +381,13 @@ class ImageGenerator:
             p.name: logging.getLogger(f"imagegen.providers.{p.name}") for p in providers
         }
         self._hedge_budget = HedgeBudget(self.clock)
+        if experiment is not None and not isinstance(experiment, Experiment):
+            raise InvalidConfig("experiment must be an Experiment", field="experiment")
+        self._experiment = experiment
+        self._variant_base: _Config | None = None
+        self._variant_configs: dict[str, _Config] = {}
+        if experiment is not None:
+            self._check_variants(self._config)
 
     # -- resources ----------------------------------------------------------------
 
@@ -402,40 +471,40 @@ class ImageGenerator:
         Raises:
             InvalidConfig: Unknown setting or provider name, or a bad value.
         """
-        config = self._config
-        names = {p.name: p for p in config.providers}
-        updates: dict[str, Any] = {}
-        for key, value in changes.items():
-            if key in ("strategy", "retry", "breaker", "timeout", "default_image"):
-                updates[key] = value
-            elif key == "enabled":
-                if not isinstance(value, Mapping):
-                    raise InvalidConfig("enabled must map provider names to bools", field="enabled")
-                enabled = set(updates.get("enabled", config.enabled))
-                for name, on in value.items():
-                    if name not in names or not isinstance(on, bool):
-                        raise InvalidConfig(
-                            f"enabled: unknown provider or non-bool for {name!r}", field="enabled"
-                        )
-                    (enabled.add if on else enabled.discard)(name)
-                updates["enabled"] = frozenset(enabled)
-            elif key == "priority":
-                if isinstance(value, str) or not all(
-                    isinstance(n, str) and n in names for n in value
-                ):
-                    raise InvalidConfig("priority must list known provider names", field="priority")
-                first = list(dict.fromkeys(value))
-                rest = [p for p in config.providers if p.name not in first]
-                updates["providers"] = tuple(names[n] for n in first) + tuple(rest)
-            else:
-                raise InvalidConfig(f"{key} cannot be configured at run time", field=key)
-        self._config = attrs.evolve(config, **updates)
+        # Variants only name providers and carry values checked on their own, so a
+        # variant valid at construction stays valid under any accepted change.
+        self._config = _changed(self._config, changes)
         # Published to the state backend by the next generation (or publish_config()),
         # since configure() is sync and the backend is not.
         self._config_dirty = True
         logger.info(
             "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
         )
+
+    def _check_variants(self, config: _Config) -> None:
+        """Every variant of the experiment must apply cleanly on top of ``config``."""
+        assert self._experiment is not None  # noqa: S101 - callers check
+        for variant in self._experiment.variants:
+            try:
+                _changed(config, variant.settings)
+            except InvalidConfig as exc:
+                raise InvalidConfig(
+                    f"experiment {self._experiment.name!r}, variant {variant.name!r}: {exc}",
+                    field="experiment",
+                ) from None
+
+    def _config_for(self, variant: Variant | None) -> _Config:
+        """The settings a generation runs with: the current ones, with its variant's on top."""
+        config = self._config
+        if variant is None:
+            return config
+        if self._variant_base is not config:
+            self._variant_configs.clear()
+            self._variant_base = config
+        cached = self._variant_configs.get(variant.name)
+        if cached is None:
+            cached = self._variant_configs[variant.name] = _changed(config, variant.settings)
+        return cached
 
     async def publish_config(self) -> None:
         """Write the current settings to the state backend for every generator sharing it.
@@ -487,11 +556,19 @@ class ImageGenerator:
 
     # -- generation ---------------------------------------------------------------
 
-    async def generate(self, request: ImageRequest | str, /, **fields: Any) -> ImageResult:
+    async def generate(
+        self,
+        request: ImageRequest | str,
+        /,
+        *,
+        experiment_key: str | None = None,
+        **fields: Any,
+    ) -> ImageResult:
         """Make one image: ``generate("a red fox")`` or ``generate(ImageRequest(...))``.
 
         Returns by ``timeout``, always: with an image, the default image
-        (``is_default=True``), or an error.
+        (``is_default=True``), or an error. With an experiment, ``experiment_key``
+        (a user id, say) keeps a caller on one variant.
 
         Raises:
             InvalidRequest: A field broke a rule; nothing was sent.
@@ -499,7 +576,8 @@ class ImageGenerator:
             CircuitOpen: Every provider's breaker was open and there is no default image.
             StorageError: The image could not be stored (and nothing was recorded as stored).
         """
-        return await self._generate(self._request(request, fields))
+        checked = self._request(request, fields)
+        return await self._generate(checked, experiment_key=_check_key(experiment_key))
 
     def _request(self, request: ImageRequest | str, fields: Mapping[str, Any]) -> ImageRequest:
         if isinstance(request, ImageRequest):
@@ -515,9 +593,18 @@ class ImageGenerator:
                 raise InvalidRequest(f"{field} is not an ImageRequest field", field=field)
         return ImageRequest(prompt=request, **fields)
 
-    async def _generate(self, request: ImageRequest, *, job_id: str | None = None) -> ImageResult:
+    async def _generate(
+        self,
+        request: ImageRequest,
+        *,
+        job_id: str | None = None,
+        experiment_key: str | None = None,
+    ) -> ImageResult:
         await self._refresh_config()
-        config = self._config
+        variant = None
+        if self._experiment is not None:
+            variant = self._experiment.assign(experiment_key)
+        config = self._config_for(variant)
         started = self.clock.monotonic()
         gen = _Generation(
             id=uuid.uuid4().hex,
@@ -527,9 +614,16 @@ class ImageGenerator:
             stop=started + config.timeout - min(1.0, config.timeout * 0.1),
             created_at=self._utcnow(),
             job_id=job_id,
+            variant=variant.name if variant is not None else None,
         )
         await self._save_record(gen, status="running")
-        await self._event("generation_started", gen.id, None, request.summary)
+        summary: Callable[[], Mapping[str, Any]] = request.summary
+        if variant is not None:
+
+            def summary() -> Mapping[str, Any]:
+                return {**request.summary(), "variant": gen.variant}
+
+        await self._event("generation_started", gen.id, None, summary)
         try:
             result = await self._run(gen, config)
         except ImageGenError as error:
@@ -957,6 +1051,7 @@ class ImageGenerator:
             source_url=output.source_url,
             attribution=output.attribution,
             created_at=gen.created_at,
+            variant=gen.variant,
             data=data if storage is None else None,
         )
         try:
@@ -996,6 +1091,7 @@ class ImageGenerator:
             created_at=gen.created_at,
             finished_at=None if status == "running" else self._utcnow(),
             is_default=result.is_default if result else False,
+            variant=gen.variant,
         )
         try:
             await self._tracker.save(record)
@@ -1011,6 +1107,8 @@ class ImageGenerator:
     ) -> None:
         status = "succeeded" if result is not None else "failed"
         await self._save_record(gen, status=status, result=result, error=error)
+        if gen.variant is not None:
+            await self._count_variant(gen, result)
         await self._event(
             "generation_finished",
             gen.id,
@@ -1043,6 +1141,23 @@ class ImageGenerator:
             # Statistics are worth less than the image: log and go on.
             logger.warning("could not count a %s call to %s", outcome, provider, exc_info=True)
 
+    async def _count_variant(self, gen: _Generation, result: ImageResult | None) -> None:
+        experiment, variant = self._experiment, gen.variant
+        assert experiment is not None  # noqa: S101 - only generations with a variant get here
+        assert variant is not None  # noqa: S101
+        outcome = "failed" if result is None else "default" if result.is_default else "succeeded"
+        try:
+            await self._tracker.count_variant(
+                experiment.name,
+                variant,
+                day=gen.created_at.date(),
+                outcome=outcome,
+                calls=sum(a.tries for a in gen.attempts),
+                latency=self.clock.monotonic() - gen.started,
+            )
+        except Exception:
+            logger.warning("could not count variant %s's generation", gen.variant, exc_info=True)
+
     async def _event(
         self,
         kind: str,
@@ -1072,7 +1187,14 @@ class ImageGenerator:
 
     # -- jobs -------------------------------------------------------------------------
 
-    async def submit(self, request: ImageRequest | str, /, **fields: Any) -> str:
+    async def submit(
+        self,
+        request: ImageRequest | str,
+        /,
+        *,
+        experiment_key: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Start a generation in the background and return its job id at once.
 
         The request is validated first (``InvalidRequest``, nothing started). Jobs run
@@ -1084,6 +1206,7 @@ class ImageGenerator:
             InvalidConfig: The generator is not entered with ``async with``.
         """
         checked = self._request(request, fields)
+        key = _check_key(experiment_key)
         if self._background is None:
             raise InvalidConfig(
                 "submit() runs jobs in the generator's task group: "
@@ -1095,17 +1218,22 @@ class ImageGenerator:
         await self._save_job(Job(id=job_id, status="pending", deadline=deadline))
         scope = self._job_scopes[job_id] = anyio.CancelScope()
         self._job_done[job_id] = anyio.Event()
-        self._background.start_soon(self._run_job, job_id, checked, scope, deadline)
+        self._background.start_soon(self._run_job, job_id, checked, scope, deadline, key)
         return job_id
 
     async def _run_job(
-        self, job_id: str, request: ImageRequest, scope: anyio.CancelScope, deadline: float
+        self,
+        job_id: str,
+        request: ImageRequest,
+        scope: anyio.CancelScope,
+        deadline: float,
+        experiment_key: str | None,
     ) -> None:
         job: Job | None = None
         with scope:
             await self._save_job(Job(id=job_id, status="running", deadline=deadline))
             try:
-                result = await self._generate(request, job_id=job_id)
+                result = await self._generate(request, job_id=job_id, experiment_key=experiment_key)
             except ImageGenError as failure:
                 job = Job(id=job_id, status="failed", error=failure, deadline=deadline)
             except Exception as exc:
@@ -1249,13 +1377,18 @@ class ImageGenerator:
         provider: str | None = None,
     ) -> list[ProviderDayStats]:
         """Counts per UTC day and provider, ``since``..``until`` inclusive."""
+        return await self._tracker.stats(since=_day(since), until=_day(until), provider=provider)
 
-        def day(value: dt.date | dt.datetime | None) -> dt.date | None:
-            if isinstance(value, dt.datetime):
-                return value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
-            return value
-
-        return await self._tracker.stats(since=day(since), until=day(until), provider=provider)
+    async def variant_stats(
+        self,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        experiment: str | None = None,
+    ) -> list[VariantDayStats]:
+        """Generations per UTC day and experiment variant, ``since``..``until`` inclusive."""
+        return await self._tracker.variant_stats(
+            since=_day(since), until=_day(until), experiment=experiment
+        )
 
     # -- breakers and status -------------------------------------------------------
 

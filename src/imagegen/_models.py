@@ -20,6 +20,7 @@ __all__ = [
     "Job",
     "ProviderDayStats",
     "Record",
+    "VariantDayStats",
 ]
 
 MAX_PROMPT = 4000
@@ -286,6 +287,7 @@ class ImageResult:
     source_url: str | None = None
     attribution: str | None = None
     created_at: dt.datetime
+    variant: str | None = None
     data: bytes | None = attrs.field(
         default=None, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
     )
@@ -308,6 +310,7 @@ class ImageResult:
             "source_url": self.source_url,
             "attribution": self.attribution,
             "created_at": self.created_at.isoformat(),
+            "variant": self.variant,
         }
 
     @classmethod
@@ -329,6 +332,7 @@ class ImageResult:
             source_url=data.get("source_url"),
             attribution=data.get("attribution"),
             created_at=dt.datetime.fromisoformat(data["created_at"]),
+            variant=data.get("variant"),
         )
 
 
@@ -388,6 +392,7 @@ class Record:
     created_at: dt.datetime
     finished_at: dt.datetime | None
     is_default: bool = False
+    variant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; times in ISO 8601."""
@@ -403,6 +408,7 @@ class Record:
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "is_default": self.is_default,
+            "variant": self.variant,
         }
 
     @classmethod
@@ -422,6 +428,7 @@ class Record:
             created_at=dt.datetime.fromisoformat(data["created_at"]),
             finished_at=dt.datetime.fromisoformat(finished) if finished else None,
             is_default=bool(data.get("is_default", False)),
+            variant=data.get("variant"),
         )
 
 
@@ -468,3 +475,30 @@ class ProviderDayStats:
     p50: float | None
     p90: float | None
     p99: float | None
+
+
+@attrs.frozen(kw_only=True)
+class VariantDayStats:
+    """One experiment variant's generations on one UTC day.
+
+    ``generations == succeeded + defaults + failed`` (a default image counts as a
+    default, not a success). ``calls`` counts provider tries, retries included, so
+    ``calls / generations`` is what a variant spends per image. Latency quantiles
+    are of whole generations, in seconds, None without any.
+    """
+
+    day: dt.date
+    experiment: str
+    variant: str
+    generations: int
+    succeeded: int
+    defaults: int
+    failed: int
+    calls: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**attrs.asdict(self), "day": self.day.isoformat()}

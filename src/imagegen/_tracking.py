@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 
-from ._models import ProviderDayStats, Record
+from ._models import ProviderDayStats, Record, VariantDayStats
 from .state import StateBackend
 
 __all__ = ["LATENCY_BUCKETS", "Tracker"]
@@ -61,6 +61,7 @@ class Tracker:
         self.state = state
         self._records = f"{prefix}record:"
         self._stats = f"{prefix}stats:"
+        self._variants = f"{prefix}vstats:"
         self._record_ttl = record_ttl
         self._stats_ttl = stats_ttl
 
@@ -121,9 +122,76 @@ class Tracker:
                 rows[day, name][what] = int(raw)
         return [_row(day, name, counters) for (day, name), counters in sorted(rows.items())]
 
+    async def count_variant(
+        self,
+        experiment: str,
+        variant: str,
+        *,
+        day: dt.date,
+        outcome: str,
+        calls: int,
+        latency: float,
+    ) -> None:
+        """Count one generation of a variant: ``outcome`` is succeeded, default or failed."""
+        base = f"{self._variants}{day.isoformat()}:{experiment}:{variant}:"
+        ttl = self._stats_ttl
+        await self.state.incr(base + "generations", ttl=ttl)
+        await self.state.incr(base + outcome, ttl=ttl)
+        if calls:
+            await self.state.incr(base + "calls", calls, ttl=ttl)
+        bucket = bisect.bisect_left(LATENCY_BUCKETS, latency)
+        await self.state.incr(f"{base}lat.{bucket}", ttl=ttl)
+
+    async def variant_stats(
+        self,
+        *,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        experiment: str | None = None,
+    ) -> list[VariantDayStats]:
+        """One row per (day, experiment, variant) within ``since``..``until``, sorted."""
+        rows: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
+        for key in await self.state.scan(self._variants):
+            parts = key[len(self._variants) :].split(":", 3)
+            if len(parts) != 4:
+                continue  # not one of our counters
+            day, name, variant, what = parts
+            date = dt.date.fromisoformat(day)
+            if (
+                (since and date < since)
+                or (until and date > until)
+                or (experiment and name != experiment)
+            ):
+                continue
+            raw = await self.state.get(key)
+            if raw is not None:
+                rows[day, name, variant][what] = int(raw)
+        return [
+            VariantDayStats(
+                day=dt.date.fromisoformat(day),
+                experiment=name,
+                variant=variant,
+                generations=counters.get("generations", 0),
+                succeeded=counters.get("succeeded", 0),
+                defaults=counters.get("default", 0),
+                failed=counters.get("failed", 0),
+                calls=counters.get("calls", 0),
+                **_quantiles(counters),
+            )
+            for (day, name, variant), counters in sorted(rows.items())
+        ]
+
+
+def _quantiles(counters: dict[str, int]) -> dict[str, float | None]:
+    histogram = [counters.get(f"lat.{i}", 0) for i in range(len(LATENCY_BUCKETS) + 1)]
+    return {
+        "p50": quantile(histogram, 0.5),
+        "p90": quantile(histogram, 0.9),
+        "p99": quantile(histogram, 0.99),
+    }
+
 
 def _row(day: str, provider: str, counters: dict[str, int]) -> ProviderDayStats:
-    histogram = [counters.get(f"lat.{i}", 0) for i in range(len(LATENCY_BUCKETS) + 1)]
     return ProviderDayStats(
         day=dt.date.fromisoformat(day),
         provider=provider,
@@ -136,9 +204,7 @@ def _row(day: str, provider: str, counters: dict[str, int]) -> ProviderDayStats:
             for what, n in sorted(counters.items())
             if what.startswith("kind.")
         },
-        p50=quantile(histogram, 0.5),
-        p90=quantile(histogram, 0.9),
-        p99=quantile(histogram, 0.99),
+        **_quantiles(counters),
     )
 
 

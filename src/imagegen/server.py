@@ -385,13 +385,19 @@ def create_app(
         )
 
     async def admin_stats(request: Request) -> Response:
-        """Counts per UTC day and provider."""
+        """Counts per UTC day and provider, and per experiment variant."""
         params = request.query_params
         since = _parse_when("since", params.get("since"))
         until = _parse_when("until", params.get("until"))
         provider = params.get("provider") or None
         stats = await generator.stats(since=since, until=until, provider=provider)
-        return JSONResponse({"stats": [_stats_dict(s) for s in stats]})
+        variants = await generator.variant_stats(since=since, until=until)
+        return JSONResponse(
+            {
+                "stats": [_stats_dict(s) for s in stats],
+                "variants": [v.to_dict() for v in variants],
+            }
+        )
 
     async def admin_providers(_: Request) -> Response:
         """Each provider's status with its breaker's snapshot."""
