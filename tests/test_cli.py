@@ -350,3 +350,50 @@ class TestProgress:
         stream = io.StringIO()
         _Progress(stream)(Event(kind=kind, provider="p"))
         assert stream.getvalue() == ""
+
+
+class TestConfig:
+    """`imagegen config show|set`: the settings shared through the state backend."""
+
+    def test_show(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The offline defaults: race, 30 s, the placeholder enabled."""
+        assert main(["config", "show"]) == 0
+        settings = json.loads(capsys.readouterr().out)
+        assert settings["strategy"]["kind"] == "race"
+        assert settings["timeout"] == 30.0
+        assert settings["enabled"] == {"placeholder": True}
+        assert settings["default_image"] == "placeholder"
+
+    def test_set_is_shared_with_later_processes(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A change is published to the backend: the next `show` (a new generator) sees it."""
+        assert (
+            main(["config", "set", "timeout=12.5", 'strategy={"kind": "hedge", "delay": 0.5}']) == 0
+        )
+        changed = json.loads(capsys.readouterr().out)
+        assert changed["timeout"] == 12.5
+        assert main(["config", "show"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["timeout"] == 12.5
+        assert (shown["strategy"]["kind"], shown["strategy"]["delay"]) == ("hedge", 0.5)
+        assert main(["generate", "a fox", *SMALL, "--json"]) == 0  # runs on them
+        capsys.readouterr()
+
+    @pytest.mark.parametrize(
+        ("setting", "field"),
+        [
+            ("timeout", "settings"),
+            ("timeout=soon", "timeout"),
+            ("timeout=-1", "timeout"),
+            ('retry={"attempts": 0}', "retry.attempts"),
+            ("colour=1", "colour"),
+        ],
+    )
+    def test_bad_settings_change_nothing(
+        self, capsys: pytest.CaptureFixture[str], setting: str, field: str
+    ) -> None:
+        """A bad setting exits 2 with one line naming it; the shared settings stay as they were."""
+        assert main(["config", "set", "timeout=20", setting]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert field.split(".", maxsplit=1)[0] in line
+        assert main(["config", "show"]) == 0
+        assert json.loads(capsys.readouterr().out)["timeout"] == 30.0

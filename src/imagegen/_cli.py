@@ -1,4 +1,4 @@
-"""The ``imagegen`` command: generate an image, check the providers, read the statistics.
+"""The ``imagegen`` command: generate, serve, check the providers, statistics, settings.
 
 Configuration comes from the environment, as for ``ImageGenerator.from_env()``:
 with no provider key set it runs offline on the placeholder provider, storing
@@ -21,6 +21,7 @@ import anyio
 from ._errors import AllProvidersFailed, CircuitOpen, ImageGenError, InvalidConfig, InvalidRequest
 from ._generator import ImageGenerator
 from ._models import Event, ImageRequest
+from ._settings import changes_from_json
 from .storage import LocalStorage
 
 __all__ = ["main"]
@@ -62,6 +63,22 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--until", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
     stats.add_argument("--provider", default=None, help="only this provider")
     stats.add_argument("--json", action="store_true", help="print JSON")
+
+    config = commands.add_parser(
+        "config", help="show or change the run-time settings shared through the state backend"
+    )
+    actions = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions.add_parser("show", help="print the settings as JSON")
+    change = actions.add_parser(
+        "set",
+        help="change settings for every process on the same state backend",
+        description=(
+            "Each SETTING is NAME=VALUE with a JSON value, e.g. timeout=20 "
+            'strategy=\'{"kind": "hedge", "delay": 0.5}\' enabled=\'{"fal": false}\' '
+            "priority='[\"fal\"]' retry='{\"attempts\": 2}'. A bad setting changes nothing."
+        ),
+    )
+    change.add_argument("settings", nargs="+", metavar="SETTING", help="NAME=JSON")
     return parser
 
 
@@ -205,6 +222,32 @@ def _serve(args: argparse.Namespace, err: TextIO) -> int:
     return 0
 
 
+def _parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """NAME=JSON pairs as one JSON object; a bare word that is not JSON is taken as a string."""
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise InvalidConfig(f"settings are NAME=VALUE (got {pair!r})", field="settings")
+        try:
+            data[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            raise InvalidConfig(
+                f"{name}: the value must be JSON (got {raw!r})", field=name
+            ) from None
+    return data
+
+
+async def _config(args: argparse.Namespace, out: TextIO) -> int:
+    async with ImageGenerator.from_env() as gen:
+        await gen.refresh_config()  # the settings other processes published
+        if args.action == "set":
+            gen.configure(**changes_from_json(_parse_settings(args.settings)))
+            await gen.publish_config()
+        print(json.dumps(gen.settings(), indent=2), file=out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments)."""
     args = _parser().parse_args(argv)
@@ -216,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, err)
         if args.command == "doctor":
             return anyio.run(_doctor, args, out)
+        if args.command == "config":
+            return anyio.run(_config, args, out)
         return anyio.run(_stats, args, out)
     except (InvalidRequest, InvalidConfig) as exc:
         print(f"imagegen: error: {exc}", file=err)

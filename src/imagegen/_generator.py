@@ -218,6 +218,16 @@ def _changed(config: _Config, changes: Mapping[str, Any]) -> _Config:
 _MAX_KEY = 256
 
 
+def _describe(config: _Config) -> str | None:
+    """The default image in a word, for settings shown to people."""
+    default = config.default_image
+    if default is None or isinstance(default, bytes):
+        return None if default is None else "bytes"
+    if isinstance(default, Provider):
+        return f"provider:{default.name}"
+    return "placeholder"
+
+
 def _check_key(key: object) -> str | None:
     """An experiment key is a short string (a user id, a session id)."""
     if key is None or (isinstance(key, str) and 0 < len(key) <= _MAX_KEY):
@@ -505,6 +515,23 @@ class ImageGenerator:
         if cached is None:
             cached = self._variant_configs[variant.name] = _changed(config, variant.settings)
         return cached
+
+    def settings(self) -> dict[str, Any]:
+        """The run-time settings as JSON (what :meth:`configure` and PATCH /admin/config change).
+
+        ``strategy`` (``{"kind": ..., fields}``), ``timeout``, ``retry``, ``breaker``,
+        ``enabled``, ``priority``, and ``default_image`` described in a word
+        (``"placeholder"``, ``"bytes"``, ``"provider:<name>"`` or None). No secrets.
+        """
+        return {**settings_json(self._config), "default_image": _describe(self._config)}
+
+    async def refresh_config(self) -> None:
+        """Publish pending :meth:`configure` changes, or adopt newer shared settings, now.
+
+        Generators do this by themselves at most every ``config_ttl`` seconds.
+        """
+        self._config_checked = -math.inf
+        await self._refresh_config()
 
     async def publish_config(self) -> None:
         """Write the current settings to the state backend for every generator sharing it.

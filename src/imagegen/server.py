@@ -57,8 +57,7 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._models import ProviderDayStats
-from ._settings import changes_from_json, settings_json
-from .providers import Provider
+from ._settings import changes_from_json
 
 if TYPE_CHECKING:
     from ._generator import ImageGenerator
@@ -227,23 +226,13 @@ def _parse_when(name: str, value: str | None) -> dt.date | dt.datetime | None:
 
 def _config_dict(generator: ImageGenerator) -> dict[str, Any]:
     """The generator's settings as JSON, without secrets (no keys, no URLs with tokens)."""
-    config = generator._config  # noqa: SLF001 - the server is part of the library
-    default = config.default_image
-    if default is None:
-        default_image: str | None = None
-    elif isinstance(default, bytes):
-        default_image = "bytes"
-    elif isinstance(default, Provider):
-        default_image = f"provider:{default.name}"
-    else:
-        default_image = "placeholder"
-    shared = settings_json(config)
+    shared = generator.settings()
     return {
         "strategy": shared["strategy"],
-        "timeout": config.timeout,
+        "timeout": shared["timeout"],
         "retry": shared["retry"],
         "breaker": shared["breaker"],
-        "default_image": default_image,
+        "default_image": shared["default_image"],
         "providers": [
             {
                 "name": status["name"],
