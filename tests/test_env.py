@@ -272,6 +272,8 @@ class TestSettings:
                 "IMAGEGEN_REPLICATE_MODEL": "owner/model",
                 "FAL_KEY": "k",
                 "IMAGEGEN_FAL_APP": "fal-ai/flux/dev",
+                "IMAGEGEN_FAL_WEBHOOK_URL": "https://hooks.example.com/webhooks/fal",
+                "IMAGEGEN_FAL_WEBHOOK_AUTH": "token",
                 "OPENAI_API_KEY": "sk",
                 "IMAGEGEN_OPENAI_MODEL": "dall-e-3",
                 "OPENAI_BASE_URL": "https://gateway.example.com/v1",
@@ -282,6 +284,10 @@ class TestSettings:
         assert replicate.model == "owner/model"
         assert isinstance(fal, Fal)
         assert fal.app == "fal-ai/flux/dev"
+        assert (fal.webhook_url, fal.webhook_auth) == (
+            "https://hooks.example.com/webhooks/fal",
+            "token",
+        )
         assert isinstance(openai, OpenAIImages)
         assert (openai.model, openai.base_url) == ("dall-e-3", "https://gateway.example.com/v1")
 

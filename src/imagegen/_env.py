@@ -63,7 +63,12 @@ def _providers(environ: Mapping[str, str]) -> list[Provider]:
         else None
     )
     if fal_key:
-        providers.append(Fal(key=fal_key, **_options(environ, {"app": "IMAGEGEN_FAL_APP"})))
+        fal_options = {
+            "app": "IMAGEGEN_FAL_APP",
+            "webhook_url": "IMAGEGEN_FAL_WEBHOOK_URL",
+            "webhook_auth": "IMAGEGEN_FAL_WEBHOOK_AUTH",
+        }
+        providers.append(Fal(key=fal_key, **_options(environ, fal_options)))
     if environ.get("OPENAI_API_KEY"):
         providers.append(
             OpenAIImages(
