@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -205,6 +206,15 @@ class TestRoundTrip:
         assert back.to_dict() == error.to_dict()
         for name in ("provider", "status", "retryable", "retry_after", "field", "generation_id"):
             assert getattr(back, name, None) == getattr(error, name, None), name
+
+    @pytest.mark.parametrize("error", SAMPLES, ids=ident)
+    def test_pickle_round_trip(self, error: ImageGenError) -> None:
+        """Every error pickles with its class, message and fields (for process pools, queues)."""
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert str(back) == str(error)
+        assert back.to_dict() == error.to_dict()
+        assert vars(back) == vars(error)
 
     @pytest.mark.parametrize(
         "data",

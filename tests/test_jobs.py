@@ -101,6 +101,25 @@ class TestLifecycle:
         assert job.status == "failed"
         assert "stopped" in str(job.error)
 
+    async def test_finished_jobs_leave_memory(self, clock: FakeClock) -> None:
+        """After ten minutes a finished job is read from the backend (without its bytes)."""
+        async with ImageGenerator(providers=[slow("a", 1.0)], clock=clock) as gen:
+            job_id = await gen.submit("a red fox", width=64, height=64)
+            await gen.wait(job_id, timeout=10)
+            local = await gen.job(job_id)
+            assert local is not None
+            assert local.result is not None
+            assert local.result.data == tiny_png()
+            await clock.sleep(601)
+            stored = await gen.job(job_id)
+        assert stored is not None
+        assert stored.status == "succeeded"
+        assert stored.result is not None
+        assert stored.result.data is None
+        assert stored.result.id == local.result.id
+        assert not gen._local_jobs
+        assert not gen._job_done
+
     async def test_unknown_jobs(self, clock: FakeClock) -> None:
         """job() of an unknown id is None; wait() raises InvalidRequest naming job_id."""
         gen = ImageGenerator(providers=[slow("a", 1.0)], clock=clock)

@@ -44,8 +44,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[ImageGenError], message: str, state: dict[str, Any]) -> ImageGenError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
 class ImageGenError(Exception):
-    """Root of every error imagegen raises on purpose."""
+    """Root of every error imagegen raises on purpose.
+
+    Errors pickle with all their fields (so they cross process pools and task queues).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's default pickling calls __init__ with the positional args only,
+        # which keyword-only fields (field=, provider=...) would not survive.
+        return _rebuild, (type(self), str(self), dict(self.__dict__))
 
     @property
     def kind(self) -> str:

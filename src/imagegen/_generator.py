@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 import attrs
+import cachetools
 import httpx
 
 from ._clock import Clock, SystemClock
@@ -75,6 +76,10 @@ NAMESPACE_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _WEBHOOK_TOLERANCE = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
 _JOB_TTL = 86_400.0  # seconds a job's status is kept
 _STALE_GRACE = 60.0  # a job "running" this long past its deadline has lost its process
+# Finished jobs stay in memory (with their bytes) this long, at most this many; after
+# that, job() reads them from the state backend, which keeps them for _JOB_TTL.
+_LOCAL_JOB_TTL = 600.0
+_LOCAL_JOBS = 10_000
 _CANCEL_TIMEOUT = 5.0  # seconds a remote cancel may take, shielded from the caller's cancel
 
 
@@ -358,7 +363,9 @@ class ImageGenerator:
         # local result keeps its bytes, which the state backend does not store).
         self._job_scopes: dict[str, anyio.CancelScope] = {}
         self._job_done: dict[str, anyio.Event] = {}
-        self._local_jobs: dict[str, Job] = {}
+        self._local_jobs: cachetools.TTLCache[str, Job] = cachetools.TTLCache(
+            maxsize=_LOCAL_JOBS, ttl=_LOCAL_JOB_TTL, timer=self.clock.monotonic
+        )
         # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
         # ":", so no namespace's keys can ever match another's prefix scan.
         prefix = self._state_prefix = f"imagegen:{namespace or ''}:"
@@ -1279,7 +1286,8 @@ class ImageGenerator:
                 await self._save_job(job)
             except Exception:
                 logger.warning("could not store job %s's outcome", job_id, exc_info=True)
-        self._job_done[job_id].set()
+        # Waiters already hold the event; later ones find the job finished.
+        self._job_done.pop(job_id).set()
 
     async def _save_job(self, job: Job) -> None:
         await self.state.set(
