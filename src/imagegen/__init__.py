@@ -5,6 +5,7 @@ Everything public is importable from here; the submodules ``imagegen.providers``
 ``imagegen.testing`` hold the same names grouped by part.
 """
 
+from ._alerts import Alert, AlertKind, Alerts, AlertSink, AlertWebhook, LogAlerts
 from ._clock import Clock, SystemClock
 from ._download import DownloadPolicy
 from ._errors import (
@@ -35,6 +36,7 @@ from ._models import (
     Record,
     VariantDayStats,
 )
+from ._telemetry import Telemetry
 from .providers import (
     Fal,
     HTTPProvider,
@@ -70,6 +72,11 @@ from .strategies import (
 
 __all__ = [
     "DEFAULT",
+    "Alert",
+    "AlertKind",
+    "AlertSink",
+    "AlertWebhook",
+    "Alerts",
     "AllProvidersFailed",
     "Attempt",
     "BreakerSnapshot",
@@ -93,6 +100,7 @@ __all__ = [
     "InvalidRequest",
     "Job",
     "LocalStorage",
+    "LogAlerts",
     "MemoryState",
     "MemoryStorage",
     "OpenAIImages",
@@ -122,6 +130,7 @@ __all__ = [
     "StorageStats",
     "StoredObject",
     "SystemClock",
+    "Telemetry",
     "Unsplash",
     "Variant",
     "VariantDayStats",

@@ -418,11 +418,9 @@ class ImageGenerator:
         return self._http
 
     async def __aenter__(self) -> Self:
-        # Inside `async with`, clean-up work (remote cancels of race losers) runs in this
-        # task group, so a winner is returned without waiting for the losers' cancels.
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._background = group
+        # Hooks first: a hook may open a task group of its own (AlertWebhook does), and
+        # task groups close in the reverse order they opened; aclose() closes the
+        # background group before the hooks, so its last events still reach them.
         stack = AsyncExitStack()
         try:
             for hook in self._hooks:
@@ -430,11 +428,13 @@ class ImageGenerator:
                     await stack.enter_async_context(hook)
         except BaseException:
             await stack.aclose()
-            self._background = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
             raise
         self._hook_stack = stack
+        # Inside `async with`, clean-up work (remote cancels of race losers) runs in this
+        # task group, so a winner is returned without waiting for the losers' cancels.
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._background = group
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
