@@ -175,6 +175,27 @@ class TestGenerate:
         assert fields_of(body) == [field]
         assert provider.calls == 0
 
+    @pytest.mark.parametrize(
+        ("raw", "field"),
+        [
+            (b'{"prompt": "a fox \\ud800"}', "prompt"),
+            (b'{"prompt": "a fox", "negative_prompt": "\\udfff"}', "negative_prompt"),
+            (b'{"prompt": "a fox", "metadata": {"k": "\\ud800"}}', "metadata"),
+        ],
+    )
+    async def test_lone_surrogates_are_422(self, raw: bytes, field: str) -> None:
+        """JSON can carry a lone surrogate that no encoder takes: refused up front, not a 500."""
+        provider = instant("a")
+        gen = ImageGenerator(providers=[provider])
+        async with client(create_app(gen)) as http:
+            response = await http.post(
+                "/images/generate", content=raw, headers={"content-type": "application/json"}
+            )
+        body = assert_problem(response, 422)
+        assert fields_of(body) == [field]
+        assert "valid Unicode" in body["errors"][0]["message"]
+        assert provider.calls == 0
+
     async def test_malformed_json_is_400(self) -> None:
         """A body that is not JSON answers 400."""
         gen = ImageGenerator(providers=[instant("a")])

@@ -51,12 +51,21 @@ def _check_text(field: str, value: object, *, required: bool) -> None:
             f"{field} must be at most {MAX_PROMPT} characters (got {len(value)})", field=field
         )
     for char in value:
-        if char not in "\n\t" and unicodedata.category(char) == "Cc":
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in "\n\t":
             raise InvalidRequest(
                 f"{field} must not contain control characters (found U+{ord(char):04X}); "
                 "only newline and tab are allowed",
                 field=field,
             )
+        if category == "Cs":
+            raise InvalidRequest(_surrogate(field, char), field=field)
+
+
+def _surrogate(field: str, char: str) -> str:
+    # A lone surrogate (from JSON's "\ud800") cannot be encoded: refuse it here rather
+    # than fail deep inside a provider or the placeholder.
+    return f"{field} must be valid Unicode text (found a lone surrogate U+{ord(char):04X})"
 
 
 def _strip(value: object) -> object:
@@ -133,6 +142,9 @@ def _validate_metadata(_: object, attribute: attrs.Attribute[Any], value: object
             raise InvalidRequest(
                 f"metadata must map str to str (entry {key!r}: {type(item).__name__})", field=name
             )
+        for char in key + item:
+            if unicodedata.category(char) == "Cs":
+                raise InvalidRequest(_surrogate(name, char), field=name)
         total += len(key.encode()) + len(item.encode())
     if total > MAX_METADATA_BYTES:
         raise InvalidRequest(
