@@ -137,3 +137,22 @@ class TestSignedWebhookCompletesAJob:
         replay = other.post("/webhooks/replicate", headers=headers, content=body)
         assert replay.status_code == 204
         assert api.get(f"/jobs/{job_id}").json() == job
+
+
+class TestSharedSettings:
+    """A settings change made on one process is served by the other."""
+
+    def test_patch_on_one_process_reaches_the_other(
+        self, services: tuple[httpx.Client, httpx.Client]
+    ) -> None:
+        """PATCH /admin/config on A; B's /config shows it; a bad PATCH changes nothing."""
+        api, other = services
+        auth = {"Authorization": "Bearer e2e"}
+        assert other.get("/config").json()["timeout"] == 60.0
+        changed = api.patch("/admin/config", json={"timeout": 42.0}, headers=auth)
+        assert changed.status_code == 200
+        seen = poll(other, "/config", lambda c: c["timeout"] == 42.0)
+        assert seen["timeout"] == 42.0
+        bad = api.patch("/admin/config", json={"timeout": 42.0, "retry": {"x": 1}}, headers=auth)
+        assert bad.status_code == 422
+        assert other.get("/config").json()["timeout"] == 42.0

@@ -344,7 +344,8 @@ def create_app(
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     async def config(_: Request) -> Response:
-        """The current settings, without secrets."""
+        """The current settings (newer shared ones adopted first), without secrets."""
+        await generator.refresh_config()
         return JSONResponse(_config_dict(generator))
 
     async def webhook(request: Request) -> Response:
