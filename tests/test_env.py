@@ -177,6 +177,7 @@ class TestSettings:
         [
             ("IMAGEGEN_STRATEGY", "random"),
             ("IMAGEGEN_TIMEOUT", "abc"),
+            ("IMAGEGEN_CONFIG_TTL", "-1"),
             ("IMAGEGEN_REDIS_URL", "not-a-redis-url"),
         ],
     )
@@ -221,6 +222,12 @@ class TestSettings:
         """IMAGEGEN_TIMEOUT sets the overall timeout; empty means the default."""
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_TIMEOUT": value})
         assert gen.timeout == timeout
+
+    def test_config_ttl(self, environ: dict[str, str]) -> None:
+        """IMAGEGEN_CONFIG_TTL sets how often shared settings are looked at (default 5 s)."""
+        assert ImageGenerator.from_env(environ)._config_ttl == 5.0
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_CONFIG_TTL": "1.5"})
+        assert gen._config_ttl == 1.5
 
     @pytest.mark.parametrize("value", ["none", "None", " NONE "])
     def test_no_default_image(self, environ: dict[str, str], value: str) -> None:

@@ -163,6 +163,7 @@ def settings_from_env(
         "state": state,
         "timeout": _float(environ, "IMAGEGEN_TIMEOUT", 30.0),
         "namespace": namespace,
+        "config_ttl": _float(environ, "IMAGEGEN_CONFIG_TTL", 5.0),
     }
     if (environ.get("IMAGEGEN_DEFAULT_IMAGE") or "").strip().lower() == "none":
         kwargs["default_image"] = None
