@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from typing import Any
 
 import anyio
@@ -12,7 +11,6 @@ import httpx
 import pytest
 import respx
 
-import imagegen._download
 from imagegen import (
     ImageGenerator,
     InvalidConfig,
@@ -56,16 +54,6 @@ def signed(
         "Webhook-Timestamp": str(at),
         "Webhook-Signature": sign_standard_webhook(secret, msg_id, at, body),
     }
-
-
-@pytest.fixture
-def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """replicate.delivery resolves to a public address (nothing is contacted: respx answers)."""
-
-    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
-
-    monkeypatch.setattr(imagegen._download.anyio, "getaddrinfo", getaddrinfo)
 
 
 class TestCompletionByWebhook:

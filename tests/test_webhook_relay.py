@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import imagegen._download
 from imagegen import (
     AllProvidersFailed,
     ContentRejected,
@@ -112,16 +110,6 @@ def fal_signed(body: bytes, *, at: int = EPOCH) -> dict[str, str]:
         "X-Fal-Webhook-Timestamp": str(at),
         "X-Fal-Webhook-Signature": key.sign(message.encode()).hex(),
     }
-
-
-@pytest.fixture
-def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The vendors' file hosts resolve to a public address (respx answers; nothing is sent)."""
-
-    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
-
-    monkeypatch.setattr(imagegen._download.anyio, "getaddrinfo", getaddrinfo)
 
 
 def replicate() -> Replicate:

@@ -104,23 +104,35 @@ class Tracker:
         provider: str | None = None,
     ) -> list[ProviderDayStats]:
         """One row per (day, provider) within ``since``..``until`` (inclusive), sorted."""
-        rows: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for key in await self.state.scan(self._stats):
-            parts = key[len(self._stats) :].split(":", 2)
-            if len(parts) != 3:
+        rows = await self._counters(self._stats, 2, since=since, until=until, name=provider)
+        return [_row(day, name, counters) for (day, name), counters in sorted(rows.items())]
+
+    async def _counters(
+        self,
+        prefix: str,
+        labels: int,
+        *,
+        since: dt.date | None,
+        until: dt.date | None,
+        name: str | None,
+    ) -> dict[tuple[str, ...], dict[str, int]]:
+        """Counters under ``prefix<day>:<label>...:<what>``, grouped by (day, labels...).
+
+        ``name`` keeps only rows whose first label (the provider, the experiment) is it.
+        """
+        rows: dict[tuple[str, ...], dict[str, int]] = defaultdict(dict)
+        for key in await self.state.scan(prefix):
+            parts = key[len(prefix) :].split(":", labels)
+            if len(parts) != labels + 1:
                 continue  # not one of our counters
-            day, name, what = parts
-            date = dt.date.fromisoformat(day)
-            if (
-                (since and date < since)
-                or (until and date > until)
-                or (provider and name != provider)
-            ):
+            *group, what = parts
+            date = dt.date.fromisoformat(group[0])
+            if (since and date < since) or (until and date > until) or (name and group[1] != name):
                 continue
             raw = await self.state.get(key)
             if raw is not None:
-                rows[day, name][what] = int(raw)
-        return [_row(day, name, counters) for (day, name), counters in sorted(rows.items())]
+                rows[tuple(group)][what] = int(raw)
+        return rows
 
     async def count_variant(
         self,
@@ -150,22 +162,7 @@ class Tracker:
         experiment: str | None = None,
     ) -> list[VariantDayStats]:
         """One row per (day, experiment, variant) within ``since``..``until``, sorted."""
-        rows: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
-        for key in await self.state.scan(self._variants):
-            parts = key[len(self._variants) :].split(":", 3)
-            if len(parts) != 4:
-                continue  # not one of our counters
-            day, name, variant, what = parts
-            date = dt.date.fromisoformat(day)
-            if (
-                (since and date < since)
-                or (until and date > until)
-                or (experiment and name != experiment)
-            ):
-                continue
-            raw = await self.state.get(key)
-            if raw is not None:
-                rows[day, name, variant][what] = int(raw)
+        rows = await self._counters(self._variants, 3, since=since, until=until, name=experiment)
         return [
             VariantDayStats(
                 day=dt.date.fromisoformat(day),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import socket
 from typing import Any
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 import respx
 from provider_support import body_of, session, stamped
 
-import imagegen._download
 from imagegen import (
     ContentRejected,
     DownloadPolicy,
@@ -846,16 +844,6 @@ class TestCheck:
             ).respond(200, json={})
             await fal.check(ctx)
         assert route.called
-
-
-@pytest.fixture
-def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Output hosts resolve to a public address, so the download policy lets them through."""
-
-    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
-
-    monkeypatch.setattr(imagegen._download.anyio, "getaddrinfo", getaddrinfo)
 
 
 def cdn_output(url: str = CDN_URL) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -833,22 +832,15 @@ class TestCheck:
         assert info.value.retryable
 
 
-def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def getaddrinfo(host: str, port: int, **_kwargs: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
-
-    monkeypatch.setattr("imagegen._download.anyio.getaddrinfo", getaddrinfo)
-
-
 class TestThroughGenerator:
     """OpenAIImages inside ImageGenerator."""
 
     @pytest.mark.anyio
+    @pytest.mark.usefixtures("public_dns")
     async def test_url_output_is_downloaded(
-        self, clock: FakeClock, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+        self, clock: FakeClock, http: httpx.AsyncClient
     ) -> None:
         """dall-e-3 URL output: the generator fetches it and the PNG arrives."""
-        public_dns(monkeypatch)
         provider = OpenAIImages(api_key=KEY, base_url=GATEWAY, model="dall-e-3")
         request = ImageRequest(
             prompt=PROMPT,
