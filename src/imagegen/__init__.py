@@ -37,6 +37,7 @@ from ._models import (
     VariantDayStats,
 )
 from ._telemetry import Telemetry
+from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
 from .providers import (
     Fal,
     HTTPProvider,
@@ -137,6 +138,9 @@ __all__ = [
     "WebhookReceiver",
     "WebhookVerificationError",
     "r2_client",
+    "sign_standard_webhook",
+    "verify_fal_webhook",
+    "verify_standard_webhook",
 ]
 
 
