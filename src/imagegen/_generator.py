@@ -242,6 +242,15 @@ def _check_key(key: object) -> str | None:
     )
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    """A cancellation, bare or grouped: trio raises it as a group out of a nursery
+    (httpx connecting through ``trio.open_tcp_stream``)."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, cancelled):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.split(cancelled)[1] is None
+
+
 def _day(value: dt.date | dt.datetime | None) -> dt.date | None:
     """A UTC day from a date, an aware datetime (converted) or a naive one (taken as UTC)."""
     if isinstance(value, dt.datetime):
@@ -661,9 +670,12 @@ class ImageGenerator:
         try:
             result = await self._run(gen, config)
         except ImageGenError as error:
-            await self._finished(gen, error=error)
+            with anyio.CancelScope(shield=True):
+                await self._finished(gen, error=error)
             raise
-        except anyio.get_cancelled_exc_class():
+        except BaseException as exc:
+            if not _is_cancellation(exc):
+                raise
             with anyio.CancelScope(shield=True):
                 await self._finished(
                     gen, error=ImageGenError("the caller cancelled the generation")
@@ -856,7 +868,9 @@ class ImageGenerator:
                 await clock.sleep(delay)
                 if not await breaker.allow():
                     break
-        except anyio.get_cancelled_exc_class():
+        except BaseException as exc:
+            if not _is_cancellation(exc):
+                raise
             with anyio.CancelScope(shield=True):
                 if in_flight:
                     if provider.paid and ctx is not None and ctx.handle is not None:
@@ -1164,13 +1178,14 @@ class ImageGenerator:
         latency: float | None = None,
     ) -> None:
         try:
-            await self._tracker.count(
-                provider,
-                day=self._utcnow().date(),
-                outcome=outcome,
-                error_kind=error_kind,
-                latency=latency,
-            )
+            with anyio.CancelScope(shield=True):
+                await self._tracker.count(
+                    provider,
+                    day=self._utcnow().date(),
+                    outcome=outcome,
+                    error_kind=error_kind,
+                    latency=latency,
+                )
         except Exception:
             # Statistics are worth less than the image: log and go on.
             logger.warning("could not count a %s call to %s", outcome, provider, exc_info=True)
