@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import anyio
 import pytest
 
 from imagegen import Event, ImageGenerator, Placeholder, ProviderUnavailable, Race, Retry
@@ -69,6 +71,34 @@ class TestBilled:
         (cancel,) = recorder.of("remote_cancelled")
         assert cancel.provider == "loser"
         assert loser.cancelled == ["job-1"]
+
+
+class StuckCancel(FakeProvider):
+    """Its remote work can never be cancelled: cancel() hangs."""
+
+    async def cancel(self, handle: object, ctx: Any) -> None:
+        await anyio.sleep_forever()
+
+
+class TestRemoteCancelBound:
+    """A remote cancel that hangs is given up after five seconds, and says so."""
+
+    async def test_hanging_cancel_is_logged(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The winner returns at once; the stuck cancel ends at 5 s with a warning."""
+        recorder = EventRecorder()
+        loser = StuckCancel("stuck", hang=True, handle="job")
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            async with ImageGenerator(
+                providers=[instant("winner"), loser], clock=clock, hooks=[recorder]
+            ) as gen:
+                result = await gen.generate("a fox")
+                assert clock.monotonic() == 0.0
+        assert result.provider == "winner"
+        assert clock.monotonic() == pytest.approx(5.0)
+        assert "cancelling stuck's work 'job-1' took over 5s" in caplog.text
+        assert recorder.of("remote_cancelled") == []
 
 
 class LifecycleHook:

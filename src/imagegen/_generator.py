@@ -938,15 +938,23 @@ class ImageGenerator:
         # cancel gets a fresh, short one.
         deadline = self.clock.monotonic() + _CANCEL_TIMEOUT
         cancel_ctx = attrs.evolve(ctx, deadline=deadline)
-        with anyio.CancelScope(shield=True), self.clock.deadline_scope(deadline):
-            try:
-                await provider.cancel(ctx.handle, cancel_ctx)
-            except Exception:
+        with anyio.CancelScope(shield=True):
+            with self.clock.deadline_scope(deadline) as bound:
+                try:
+                    await provider.cancel(ctx.handle, cancel_ctx)
+                except Exception:
+                    logger.warning(
+                        "cancelling %s's work %r failed", provider.name, ctx.handle, exc_info=True
+                    )
+                else:
+                    await self._event("remote_cancelled", ctx.generation_id, provider.name, {})
+            if bound.cancelled_caught:
                 logger.warning(
-                    "cancelling %s's work %r failed", provider.name, ctx.handle, exc_info=True
+                    "cancelling %s's work %r took over %.0fs; gave up (it may still run)",
+                    provider.name,
+                    ctx.handle,
+                    _CANCEL_TIMEOUT,
                 )
-            else:
-                await self._event("remote_cancelled", ctx.generation_id, provider.name, {})
 
     async def _attempt_done(
         self,
