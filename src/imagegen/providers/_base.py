@@ -29,6 +29,10 @@ __all__ = [
 logger = logging.getLogger("imagegen.providers")
 _T = TypeVar("_T")
 _UNDO_TIMEOUT = 5.0  # seconds an undo (a remote cancel) may take
+# With a webhook, polling the vendor is only the safety net: the first poll comes this
+# late, and later ones at most this often (shared by every provider that takes webhooks).
+WEBHOOK_FIRST_POLL = 5.0
+WEBHOOK_POLL_CAP = 15.0
 
 
 def _one_source(instance: ProviderImage, _: attrs.Attribute[Any], __: object) -> None:

@@ -30,7 +30,13 @@ from .._errors import (
 )
 from .._models import ImageRequest
 from .._webhooks import verify_fal_webhook
-from ._base import ProviderContext, ProviderImage, WebhookDelivery
+from ._base import (
+    WEBHOOK_FIRST_POLL,
+    WEBHOOK_POLL_CAP,
+    ProviderContext,
+    ProviderImage,
+    WebhookDelivery,
+)
 from ._http import HTTPProvider
 
 __all__ = ["Fal", "FalRequest", "image_size"]
@@ -62,8 +68,6 @@ _POLL_GROWTH = 1.5
 _POLL_CAP = 5.0
 _POLL_RETRIES = 3  # consecutive transient failures tolerated per GET
 _POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
-_SAFETY_NET = 5.0  # with a webhook, the first status poll comes this late...
-_SAFETY_NET_CAP = 15.0  # ...and polls at most this often after that
 _JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 _JWKS_TTL = 24 * 3600.0  # fal's keys are kept a day, as public implementations do
 _JWKS_REFRESH = 300.0  # an unknown signature refetches the keys at most this often
@@ -337,8 +341,8 @@ class Fal(HTTPProvider):
         )
         handle = self._handle(self._object(response, create=True))
         ctx.started(handle)
-        delay = max(self.poll_interval, _SAFETY_NET) if webhook else self.poll_interval
-        cap = _SAFETY_NET_CAP if webhook else _POLL_CAP
+        delay = max(self.poll_interval, WEBHOOK_FIRST_POLL) if webhook else self.poll_interval
+        cap = WEBHOOK_POLL_CAP if webhook else _POLL_CAP
         while True:
             if webhook:
                 delivered = await ctx.webhook(

@@ -29,7 +29,13 @@ from .._errors import (
 )
 from .._models import ImageRequest
 from .._webhooks import verify_standard_webhook
-from ._base import ProviderContext, ProviderImage, WebhookDelivery
+from ._base import (
+    WEBHOOK_FIRST_POLL,
+    WEBHOOK_POLL_CAP,
+    ProviderContext,
+    ProviderImage,
+    WebhookDelivery,
+)
 from ._http import HTTPProvider
 
 __all__ = ["ASPECT_RATIOS", "Replicate", "aspect_ratio", "is_delivery_url"]
@@ -50,8 +56,6 @@ _POLL_GROWTH = 1.5
 _POLL_CAP = 5.0
 _POLL_RETRIES = 3  # consecutive transient GET failures tolerated while polling
 _POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
-_SAFETY_NET = 5.0  # with webhooks, the first poll comes this late...
-_SAFETY_NET_CAP = 15.0  # ...and polls at most this often after that
 
 
 _SAFETY = ("nsfw", "safety", "content policy", "content_policy")
@@ -375,8 +379,8 @@ class Replicate(HTTPProvider):
         *,
         webhook: bool = False,
     ) -> ProviderImage:
-        delay = max(self.poll_interval, _SAFETY_NET) if webhook else self.poll_interval
-        cap = _SAFETY_NET_CAP if webhook else _POLL_CAP
+        delay = max(self.poll_interval, WEBHOOK_FIRST_POLL) if webhook else self.poll_interval
+        cap = WEBHOOK_POLL_CAP if webhook else _POLL_CAP
         failures = 0
         wait = delay
         while True:
