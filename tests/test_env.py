@@ -178,6 +178,9 @@ class TestSettings:
             ("IMAGEGEN_STRATEGY", "random"),
             ("IMAGEGEN_TIMEOUT", "abc"),
             ("IMAGEGEN_CONFIG_TTL", "-1"),
+            ("IMAGEGEN_MAX_IN_FLIGHT", "0"),
+            ("IMAGEGEN_MAX_IN_FLIGHT", "2.5"),
+            ("IMAGEGEN_MAX_IN_FLIGHT", "lots"),
             ("IMAGEGEN_REDIS_URL", "not-a-redis-url"),
         ],
     )
@@ -228,6 +231,14 @@ class TestSettings:
         assert ImageGenerator.from_env(environ)._config_ttl == 5.0
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_CONFIG_TTL": "1.5"})
         assert gen._config_ttl == 1.5
+
+    @pytest.mark.parametrize(
+        ("value", "expected"), [("", 100), ("250", 250), (" 1 ", 1), ("none", None), ("None", None)]
+    )
+    def test_max_in_flight(self, environ: dict[str, str], value: str, expected: int | None) -> None:
+        """IMAGEGEN_MAX_IN_FLIGHT bounds concurrent provider calls; none lifts the bound."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_MAX_IN_FLIGHT": value})
+        assert gen.max_in_flight == expected
 
     @pytest.mark.parametrize("value", ["none", "None", " NONE "])
     def test_no_default_image(self, environ: dict[str, str], value: str) -> None:

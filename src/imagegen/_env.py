@@ -35,6 +35,18 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _max_in_flight(environ: Mapping[str, str]) -> int | None:
+    name = "IMAGEGEN_MAX_IN_FLIGHT"
+    raw = (environ.get(name) or "").strip()
+    if raw == "":
+        return 100
+    if raw.lower() == "none":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidConfig(f"{name} must be an integer >= 1 or none (got {raw!r})", field=name)
+    return int(raw)
+
+
 def _options(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """Constructor keywords (argument -> variable) for the variables that are set."""
     return {arg: environ[var] for arg, var in names.items() if environ.get(var)}
@@ -164,6 +176,7 @@ def settings_from_env(
         "timeout": _float(environ, "IMAGEGEN_TIMEOUT", 30.0),
         "namespace": namespace,
         "config_ttl": _float(environ, "IMAGEGEN_CONFIG_TTL", 5.0),
+        "max_in_flight": _max_in_flight(environ),
     }
     if (environ.get("IMAGEGEN_DEFAULT_IMAGE") or "").strip().lower() == "none":
         kwargs["default_image"] = None

@@ -313,6 +313,11 @@ class ImageGenerator:
             generator sharing it (same namespace).
         experiment: Named variants of the settings, each generation running one
             (see :class:`Experiment`); records and results name the variant.
+        max_in_flight: At most this many provider calls at once in this generator
+            (each call holds one HTTP connection at a time); the rest wait their
+            turn, first come first served, within their deadline. Match it to your
+            HTTP client's ``max_connections`` (100 for the client made here); None
+            for no limit.
 
     Raises:
         InvalidConfig: A setting broke a rule; the message names it.
@@ -336,6 +341,7 @@ class ImageGenerator:
         clock: Clock | None = None,
         config_ttl: float = 5.0,
         experiment: Experiment | None = None,
+        max_in_flight: int | None = 100,
     ) -> None:
         providers = tuple(providers)
         self._config = _Config(
@@ -407,6 +413,14 @@ class ImageGenerator:
             p.name: logging.getLogger(f"imagegen.providers.{p.name}") for p in providers
         }
         self._hedge_budget = HedgeBudget(self.clock)
+        if max_in_flight is not None and (
+            not isinstance(max_in_flight, int)
+            or isinstance(max_in_flight, bool)
+            or max_in_flight < 1
+        ):
+            raise InvalidConfig("max_in_flight must be None or an int >= 1", field="max_in_flight")
+        self.max_in_flight = max_in_flight
+        self._slots: anyio.CapacityLimiter | None = None  # made on first use, in async context
         if experiment is not None and not isinstance(experiment, Experiment):
             raise InvalidConfig("experiment must be an Experiment", field="experiment")
         self._experiment = experiment
@@ -792,46 +806,59 @@ class ImageGenerator:
         begun = clock.monotonic()
         tries = 0
         billed = 0  # tries of a paid provider that made an image or remote work
-        in_flight = False
+        in_flight = waiting = False
         ctx: ProviderContext | None = None
         error: ProviderError | None = None
         try:
             while True:
+                waiting = True
+                slot = await self._take_slot(stage_deadline)
+                waiting = False
+                if slot is None:
+                    # Nothing was sent: not the provider's failure, so neither its
+                    # statistics nor its breaker hear of it.
+                    error = self._no_slot(name)
+                    break
                 tries += 1
-                try_start = clock.monotonic()
-                limit = stage_deadline
-                if provider.timeout is not None:
-                    limit = min(limit, try_start + provider.timeout)
-                ctx = ProviderContext(
-                    deadline=limit,
-                    clock=clock,
-                    generation_id=gen.id,
-                    job_id=gen.job_id,
-                    logger=self._loggers[name],
-                    http_factory=self._http_client,
-                    spawn=self._background.start_soon if self._background else None,
-                    inbox=self._relay.inbox(name),
-                )
-                await self._event("attempt_started", gen.id, name, {"try": tries})
-                in_flight = True
-                output: _Output | None = None
-                with clock.deadline_scope(limit) as scope:
-                    try:
-                        output = await self._call(provider, gen.request, ctx)
-                    except ProviderError as exc:
-                        error = exc
-                    except ImageGenError as exc:
-                        error = ProviderError(str(exc), provider=name, status=400, retryable=False)
-                    except Exception as exc:
-                        logger.exception(
-                            "provider %s raised an unexpected %s", name, type(exc).__name__
-                        )
-                        error = ProviderError(
-                            f"unexpected {type(exc).__name__} in provider (a bug; see the log)",
-                            provider=name,
-                            retryable=False,
-                        )
-                in_flight = False
+                try:
+                    try_start = clock.monotonic()
+                    limit = stage_deadline
+                    if provider.timeout is not None:
+                        limit = min(limit, try_start + provider.timeout)
+                    ctx = ProviderContext(
+                        deadline=limit,
+                        clock=clock,
+                        generation_id=gen.id,
+                        job_id=gen.job_id,
+                        logger=self._loggers[name],
+                        http_factory=self._http_client,
+                        spawn=self._background.start_soon if self._background else None,
+                        inbox=self._relay.inbox(name),
+                    )
+                    await self._event("attempt_started", gen.id, name, {"try": tries})
+                    in_flight = True
+                    output: _Output | None = None
+                    with clock.deadline_scope(limit) as scope:
+                        try:
+                            output = await self._call(provider, gen.request, ctx)
+                        except ProviderError as exc:
+                            error = exc
+                        except ImageGenError as exc:
+                            error = ProviderError(
+                                str(exc), provider=name, status=400, retryable=False
+                            )
+                        except Exception as exc:
+                            logger.exception(
+                                "provider %s raised an unexpected %s", name, type(exc).__name__
+                            )
+                            error = ProviderError(
+                                f"unexpected {type(exc).__name__} in provider (a bug; see the log)",
+                                provider=name,
+                                retryable=False,
+                            )
+                    in_flight = False
+                finally:
+                    self._free_slot(slot)
                 if provider.paid and (output is not None or ctx.handle is not None):
                     billed += 1
                 elapsed = clock.monotonic() - try_start
@@ -879,13 +906,48 @@ class ImageGenerator:
                     if ctx is not None:
                         await self._cancel_remote(provider, ctx)
                 if clock.monotonic() >= gen.stop:
-                    timeout = ProviderTimeout("the generation's deadline passed", provider=name)
+                    timeout = (
+                        self._no_slot(name)
+                        if waiting
+                        else ProviderTimeout("the generation's deadline passed", provider=name)
+                    )
                     await self._attempt_done(gen, name, "error", timeout, begun, tries, billed)
                 else:
                     await self._attempt_done(gen, name, "cancelled", None, begun, tries, billed)
             raise
         await self._attempt_done(gen, name, "error", error, begun, tries, billed)
         return None
+
+    async def _take_slot(self, deadline: float) -> object | None:
+        """One of ``max_in_flight`` call slots (a token to free), or None if the
+        deadline passed first. Waiting here, not in httpx's pool, keeps a burst of
+        callers cheap: httpcore 1.0 walks its whole queue on every pool event."""
+        token = object()
+        if self.max_in_flight is None:
+            return token
+        if self._slots is None:
+            self._slots = anyio.CapacityLimiter(self.max_in_flight)
+        try:
+            # No checkpoint when a slot is free: the call itself yields soon enough.
+            self._slots.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            with self.clock.deadline_scope(deadline) as scope:
+                await self._slots.acquire_on_behalf_of(token)
+            if scope.cancelled_caught:
+                return None
+        return token
+
+    def _no_slot(self, provider: str) -> ProviderTimeout:
+        return ProviderTimeout(
+            f"no free call slot before the deadline ({self.max_in_flight} calls in flight; "
+            "see max_in_flight)",
+            provider=provider,
+            retryable=False,
+        )
+
+    def _free_slot(self, token: object) -> None:
+        if self._slots is not None:
+            self._slots.release_on_behalf_of(token)
 
     async def _call(
         self, provider: Provider, request: ImageRequest, ctx: ProviderContext
