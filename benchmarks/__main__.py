@@ -24,6 +24,7 @@ SCENARIOS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("storage", [], ["--objects", "20", "--rounds", "1"]),
     ("http_overhead", [], ["--quick"]),
     ("strategies", [], ["--quick"]),
+    ("hedge_bound", [], []),
     ("failover", [], ["--quick"]),
     ("throughput", [], ["--quick"]),
 )

@@ -16,18 +16,20 @@ core. Each round starts N generations at once and times until the last one ends:
 Every side has an ``httpx.AsyncClient`` built the same way (the one ImageGenerator
 builds for itself: a pool of 100 connections, 20 kept alive), warmed up first.
 The N callers start at once and each passes an ``anyio.CapacityLimiter(100)``
-(the pool's size) first ("<= 100 in flight"); rounds alternate raw httpx and
-imagegen. The table shows the median round, the median ratio of adjacent rounds,
-and the ratio of client CPU time per generation (the steadiest figure on a shared
-machine). ``--all-at-once`` adds one round
-each without the limiter, so up to N requests queue inside httpx's pool, whose
-bookkeeping costs O(queued x connections) per pool event (httpcore 1.0's
-``_assign_requests_to_connections``): that mode can collapse under CPU contention
-and take minutes, so it is not part of ``python -m benchmarks`` (see the docs).
-The emulator answers at once (0 ms), so client CPU is the limit.
+(the pool's size) first ("<= 100 in flight"); a third side calls ``generate()``
+N times at once with no limiter in front, leaning on the generator's own
+``max_in_flight`` (100). Rounds alternate the three. The table shows the median
+round, the median ratio of adjacent rounds, and the ratio of client CPU time per
+generation (the steadiest figure on a shared machine). ``--all-at-once`` adds one
+round each of raw httpx and imagegen with no limiter in front at all: raw httpx's N
+requests then queue inside httpx's pool, whose bookkeeping costs O(queued x
+connections) per pool event (httpcore 1.0's ``_assign_requests_to_connections``),
+so that round can collapse under CPU contention and take minutes; it is not part of
+``python -m benchmarks`` (see the docs). The emulator answers at once (0 ms), so
+client CPU is the limit.
 
-Peak memory is tracemalloc's peak during one more "<= 100 in flight" round of each
-side (tracing slows it, so it is not timed), above what was allocated before.
+Peak memory is tracemalloc's peak during one more round of each side (tracing slows
+it, so it is not timed), above what was allocated before.
 LiteLLM runs last, one round: it leaves background work behind that slows whatever
 runs after it in the same process.
 """
@@ -52,6 +54,8 @@ from .emulator import EmulatorProcess, ProviderProfile
 
 LIMITED = ("<= 100 in flight", 100)
 ALL_AT_ONCE = ("all at once", None)
+#: imagegen with no limiter in front: its own max_in_flight (100) admits the calls.
+OWN_LIMIT = "imagegen, no caller limiter"
 #: Rounds in the "all at once" mode, whatever --rounds says: it can collapse (see the docs).
 ALL_AT_ONCE_ROUNDS = 1
 WARMUP = 200
@@ -159,9 +163,12 @@ async def run(
                 for _ in range(rounds if limit else ALL_AT_ONCE_ROUNDS):
                     await runs.round(mode, limit, "raw httpx", raw)
                     await runs.round(mode, limit, "imagegen", ours)
+                    if limit:
+                        await runs.round(mode, None, OWN_LIMIT, ours)
                 if limit:
-                    for side, call in (("raw httpx", raw), ("imagegen", ours)):
-                        peaks[side] = await _peak(call, generations, runs.offset, limit)
+                    sides = (("raw httpx", raw, limit), ("imagegen", ours, limit))
+                    for side, call, cap in (*sides, (OWN_LIMIT, ours, None)):
+                        peaks[side] = await _peak(call, generations, runs.offset, cap)
                         runs.offset += generations
             if with_litellm:
                 # Last: LiteLLM leaves background work behind that slows whatever runs after
@@ -227,7 +234,7 @@ def report(out: dict[str, Any], generations: int) -> None:
     _report.table(
         ["client", "peak MiB (tracemalloc)", "KiB per generation"],
         peaks,
-        title=f"Peak memory during {generations:,} concurrent generations (<= 100 in flight)",
+        title=f"Peak memory during {generations:,} concurrent generations",
     )
     rss = out["maxrss"] / 2**20
     print(f"client process max RSS: {rss:.0f} MiB (with LiteLLM imported, if it ran)\n")
