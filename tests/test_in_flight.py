@@ -148,6 +148,19 @@ class TestLimit:
             await gen.aclose()
 
 
+async def _second_caller_fails(gen: ImageGenerator, stuck: Gate) -> AllProvidersFailed:
+    """One caller holds the only slot on ``stuck``; a second one, with a 10 s timeout,
+    waits for it. Returns the second one's error (the first is cancelled after)."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(gen.generate, "holds the only slot")
+        await stuck.entered.wait()
+        gen.configure(timeout=10.0)
+        with pytest.raises(AllProvidersFailed) as caught:
+            await gen.generate("waits")
+        group.cancel_scope.cancel()
+    return caught.value
+
+
 class TestWaitingOut:
     """A caller that cannot get a slot before its deadline gets a structured error."""
 
@@ -162,14 +175,8 @@ class TestWaitingOut:
                 default_image=None,
                 breaker=CircuitBreaker(failure_threshold=1),
             )
-            async with anyio.create_task_group() as group:
-                group.start_soon(gen.generate, "holds the only slot")
-                await stuck.entered.wait()
-                gen.configure(timeout=10.0)
-                with pytest.raises(AllProvidersFailed) as caught:
-                    await gen.generate("waits")
-                group.cancel_scope.cancel()
-            attempt = caught.value.attempts[0]
+            failed = await _second_caller_fails(gen, stuck)
+            attempt = failed.attempts[0]
             assert attempt.provider == "stuck"
             assert attempt.tries == 0
             assert isinstance(attempt.error, ProviderTimeout)
@@ -182,7 +189,7 @@ class TestWaitingOut:
             [row] = await gen.stats()
             assert row.failures == 0
             assert row.requests == 1  # the first caller's call, cancelled
-            record = await gen.record(caught.value.generation_id or "")
+            record = await gen.record(failed.generation_id or "")
             assert record is not None
             assert record.status == "failed"
             await gen.aclose()
@@ -195,14 +202,8 @@ class TestWaitingOut:
             gen = ImageGenerator(
                 providers=[stuck, backup], clock=clock, max_in_flight=1, default_image=None
             )
-            async with anyio.create_task_group() as group:
-                group.start_soon(gen.generate, "holds the only slot")
-                await stuck.entered.wait()
-                gen.configure(timeout=10.0)
-                with pytest.raises(AllProvidersFailed) as caught:
-                    await gen.generate("waits")
-                group.cancel_scope.cancel()
-            first, second = caught.value.attempts
+            failed = await _second_caller_fails(gen, stuck)
+            first, second = failed.attempts
             assert (first.provider, second.provider) == ("stuck", "backup")
             # Tier 0 gave up at half of the 9 s it had, leaving tier 1 the rest.
             assert first.elapsed == pytest.approx(4.5)
