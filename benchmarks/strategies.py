@@ -86,7 +86,7 @@ async def run(
         strategies: list[tuple[str, Selection]] = [
             ("Race", Race()),
             ("Hedge (default: p90, budget 0.1)", Hedge()),
-            ("Hedge (p80, budget 0.2)", Hedge(quantile=0.8, budget=0.2)),
+            ("Hedge (p85, budget 0.2)", Hedge(quantile=0.85, budget=0.2)),
             ("Fallback", Fallback()),
         ]
         async with _report.http_client() as http:

@@ -900,6 +900,11 @@ class ImageGenerator:
                 raise
             with anyio.CancelScope(shield=True):
                 if in_flight:
+                    if isinstance(config.strategy, Hedge) and clock.monotonic() < gen.stop:
+                        # A hedged call that lost took at least this long. Learning from
+                        # winners alone would bias the hedge delay low: the slow calls are
+                        # the ones that lose.
+                        self._latency[name].add(clock.monotonic() - try_start)
                     if provider.paid and ctx is not None and ctx.handle is not None:
                         billed += 1
                     await self._count(name, "cancelled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from imagegen import (
@@ -148,6 +149,40 @@ class TestHedge:
         # Generation 1: 1 extra > 0.5 * 1, no hedge; 2: 1 <= 0.5 * 2, hedge; and so on.
         assert providers == ["a", "b", "a", "b"]
         assert b.calls == 2
+
+    async def test_refused_hedge_is_asked_again(self, clock: FakeClock) -> None:
+        """A hedge the budget refused is asked for again one delay later, and runs once a
+        newer generation has made room."""
+        a, b = slow("a", 10.0), slow("b", 1.0)
+        gen = ImageGenerator(
+            providers=[a, b], strategy=Hedge(delay=2.0, budget=0.5), timeout=60.0, clock=clock
+        )
+        results = []
+
+        async def one() -> None:
+            results.append((await gen.generate("x"), clock.monotonic()))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(one)  # refused at t=2: 1 extra > 0.5 x 1 generation
+            await clock.sleep(3.0)
+            group.start_soon(one)  # now 2 generations: room for 1 extra
+        first, finished = results[0]
+        # Asked again at t=4, hedged, and b answered 1 s later.
+        assert (first.provider, finished) == ("b", 5.0)
+        assert b.calls == 1
+
+    async def test_lost_calls_teach_the_delay(self, clock: FakeClock) -> None:
+        """A hedged call that lost counts as at least as slow as it ran: the learned delay
+        grows past the latency of the calls that win."""
+        a, b = slow("a", 10.0), slow("b", 1.0)
+        strategy = Hedge(delay=None, budget=1.0, min_samples=2, initial_delay=1.0)
+        gen = ImageGenerator(providers=[a, b], strategy=strategy, timeout=60.0, clock=clock)
+        for _ in range(2):  # hedged at 1 s (initial_delay); a loses after 2 s each time
+            await gen.generate("x")
+        start = clock.monotonic()
+        assert (await gen.generate("x")).provider == "b"
+        # Learned from a's two lost calls (2 s each): hedged at 2 s, b done at 3 s.
+        assert clock.monotonic() - start == pytest.approx(3.0)
 
     async def test_learned_delay_uses_recent_latency(self, clock: FakeClock) -> None:
         """With delay=None the hedge waits the running provider's p90 latency once learned."""

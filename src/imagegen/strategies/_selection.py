@@ -160,7 +160,8 @@ async def staggered(
     ``attempt`` returns None on failure (it records why itself). ``launch_delay``
     gives, for the provider just started, how long before starting the next one
     regardless (0: at once; None: only after a failure). ``may_hedge`` is asked
-    before each start that a delay (not a failure) triggers.
+    before each start that a delay (not a failure) triggers, and again after each
+    further delay while it says no.
     """
     if len(candidates) == 1:
         # Nothing to race against: skip the task group.
@@ -198,8 +199,8 @@ async def staggered(
                     continue
                 with clock.deadline_scope(clock.monotonic() + delay) as scope:
                     await wake.wait()
-                if scope.cancelled_caught:
-                    if may_hedge():
-                        break
-                    delay = None  # out of budget: from now on, only a failure starts the next
+                if scope.cancelled_caught and may_hedge():
+                    break
+                # Out of budget for now: ask again one delay later, so that a call still
+                # running then (one of the slowest) gets its hedge once there is room.
     return winner[0] if winner else None
