@@ -43,6 +43,7 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -53,8 +54,11 @@ from . import _report
 from .emulator import EmulatorProcess, ProviderProfile
 
 LIMITED = ("<= 100 in flight", 100)
+#: httpx's default keep-alive count: with no more connections than that, httpcore 1.0's
+#: pool never closes one it just used (see the docs), so neither side churns connections.
+KEEPALIVE = ("<= 20 in flight", 20)
 ALL_AT_ONCE = ("all at once", None)
-#: imagegen with no limiter in front: its own max_in_flight (100) admits the calls.
+#: imagegen with no limiter in front: its own max_in_flight (the mode's limit) admits them.
 OWN_LIMIT = "imagegen, no caller limiter"
 #: Rounds in the "all at once" mode, whatever --rounds says: it can collapse (see the docs).
 ALL_AT_ONCE_ROUNDS = 1
@@ -128,7 +132,7 @@ async def run(
     generations: int, rounds: int, with_litellm: bool, all_at_once: bool = False
 ) -> dict[str, Any]:
     """Generations per second by (mode, side); peak memory by side."""
-    modes = [LIMITED, ALL_AT_ONCE] if all_at_once else [LIMITED]
+    modes = [KEEPALIVE, LIMITED, ALL_AT_ONCE] if all_at_once else [KEEPALIVE, LIMITED]
     with EmulatorProcess({"openai": ProviderProfile(api="openai")}) as emu:
         base = emu.base_url("openai")
         auth = {"Authorization": "Bearer sk-emulator"}
@@ -138,14 +142,23 @@ async def run(
             _report.http_client() as raw_http,
             _report.http_client() as our_http,
             _report.http_client() as their_http,
-            ImageGenerator(
-                providers=[emu.provider("openai", model="flux-schnell")],
-                storage=MemoryStorage(),
-                download=_report.EMULATOR_DOWNLOADS,
-                http=our_http,
-                default_image=None,
-            ) as gen,
+            AsyncExitStack() as stack,
         ):
+            # One generator per max_in_flight, sharing one client.
+            gens = {
+                limit: await stack.enter_async_context(
+                    ImageGenerator(
+                        providers=[emu.provider("openai", model="flux-schnell")],
+                        storage=MemoryStorage(),
+                        download=_report.EMULATOR_DOWNLOADS,
+                        http=our_http,
+                        default_image=None,
+                        max_in_flight=limit,
+                    )
+                )
+                for limit in (KEEPALIVE[1], LIMITED[1])
+            }
+            gen = gens[LIMITED[1]]
 
             async def raw(i: int) -> object:
                 body = {"model": "flux-schnell", "prompt": f"t {i}", "n": 1, "size": "1024x1024"}
@@ -157,6 +170,12 @@ async def run(
             async def ours(i: int) -> object:
                 return await gen.generate(f"t {i}")
 
+            def own_limit(limit: int) -> Call:
+                async def call(i: int) -> object:
+                    return await gens[limit].generate(f"t {i}")
+
+                return call
+
             for mode, limit in modes:
                 await runs.warm(raw, limit)
                 await runs.warm(ours, limit)
@@ -164,8 +183,8 @@ async def run(
                     await runs.round(mode, limit, "raw httpx", raw)
                     await runs.round(mode, limit, "imagegen", ours)
                     if limit:
-                        await runs.round(mode, None, OWN_LIMIT, ours)
-                if limit:
+                        await runs.round(mode, None, OWN_LIMIT, own_limit(limit))
+                if limit == LIMITED[1]:
                     sides = (("raw httpx", raw, limit), ("imagegen", ours, limit))
                     for side, call, cap in (*sides, (OWN_LIMIT, ours, None)):
                         peaks[side] = await _peak(call, generations, runs.offset, cap)
