@@ -20,6 +20,7 @@ TRIO = ["--backend", "trio"]
 SCENARIOS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("overhead", ["--rounds", "9"], ["--rounds", "1"]),
     ("overhead-trio", ["--rounds", "9", *TRIO], ["--rounds", "1", *TRIO]),
+    ("hooks", ["--rounds", "10"], ["--quick"]),
     ("state", [], ["--ops", "200", "--rounds", "1"]),
     ("storage", [], ["--objects", "20", "--rounds", "1"]),
     ("http_overhead", [], ["--quick"]),

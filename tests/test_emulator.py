@@ -1,4 +1,4 @@
-"""The provider emulator (benchmarks/emulator.py): API shapes, faults, counters, lifecycle.
+"""The provider emulator (benchmarks/emulator/): API shapes, faults, counters, lifecycle.
 
 Real imagegen providers run against the emulator on 127.0.0.1, so these tests also
 prove that the emulator's JSON is what the providers accept.

@@ -1,0 +1,78 @@
+"""What the in-process and the child-process emulators share: URLs, providers, draws."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from imagegen import Fal, OpenAIImages, Provider, Replicate, Unsplash
+
+from ._profiles import Draw, ProviderProfile, default_profiles
+
+
+class _EmulatorBase:
+    """URLs, imagegen providers and draws, shared by the in-process and process emulators."""
+
+    def __init__(self, profiles: Mapping[str, ProviderProfile] | None) -> None:
+        self._profiles: dict[str, ProviderProfile] = dict(
+            default_profiles() if profiles is None else profiles
+        )
+        for name in self._profiles:
+            _check_name(name)
+        self.origin = ""
+
+    def profile(self, name: str) -> ProviderProfile:
+        """The profile instance ``name`` runs with."""
+        return self._profiles[name]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The instances, in the order they were given."""
+        return tuple(self._profiles)
+
+    def base_url(self, name: str) -> str:
+        """What to pass as ``base_url=`` to the instance's imagegen provider.
+
+        Replicate and OpenAI: ``{origin}/{name}/v1``; fal: ``{origin}/{name}/run`` (its
+        queue is :meth:`queue_url`); Unsplash: ``{origin}/{name}``.
+        """
+        api = self._profiles[name].api
+        root = f"{self.origin}/{name}"
+        if api == "fal":
+            return f"{root}/run"
+        if api == "unsplash":
+            return root
+        return f"{root}/v1"
+
+    def queue_url(self, name: str) -> str:
+        """fal's queue host for instance ``name``: ``{origin}/{name}/queue``."""
+        return f"{self.origin}/{name}/queue"
+
+    def provider(self, name: str, **kwargs: Any) -> Provider:
+        """An imagegen provider for instance ``name``, named after it, with a dummy key.
+
+        ``kwargs`` go to the provider's constructor (``timeout=``, ``model=``,
+        ``poll_interval=``...; ``base_url=`` too, to point it elsewhere).
+        """
+        api = self._profiles[name].api
+        kwargs.setdefault("name", name)
+        kwargs.setdefault("base_url", self.base_url(name))
+        if api == "replicate":
+            return Replicate(api_token="r8_emulator", **kwargs)
+        if api == "fal":
+            kwargs.setdefault("queue_url", self.queue_url(name))
+            return Fal(key="emulator:secret-key", **kwargs)
+        if api == "openai":
+            return OpenAIImages(api_key="sk-emulator", **kwargs)
+        return Unsplash(access_key="emulator-access-key", **kwargs)
+
+    def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:
+        """What the ``n``-th create with ``prompt`` meets on ``name`` (forced faults aside)."""
+        profile = self._profiles[name]
+        return profile.draw(name, prompt if profile.keyed else "", n)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name.startswith("_") or quote(name, safe="") != name:
+        raise ValueError(f"instance names must be URL-safe path segments (got {name!r})")

@@ -1,0 +1,89 @@
+"""Each vendor's auth scheme and error answers, in the vendor's own body shape."""
+
+from __future__ import annotations
+
+import http
+import json
+import math
+import uuid
+from typing import Any
+
+from ._http import _Action, _json, _Outcome, _Reply
+from ._profiles import Fault
+
+_AUTH = {"replicate": "Bearer ", "fal": "Key ", "openai": "Bearer ", "unsplash": "Client-ID "}
+
+
+def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
+    """An error answer in the vendor's own shape."""
+    headers: list[tuple[str, str]] = []
+    retry_after = extra.pop("retry_after", None)
+    if retry_after is not None:
+        headers.append(("retry-after", str(max(1, math.ceil(retry_after)))))
+        headers.append(("retry-after-ms", str(round(retry_after * 1000))))
+    if api == "replicate":
+        title = http.HTTPStatus(status).phrase
+        body = json.dumps({"title": title, "detail": message, "status": status}).encode()
+        return _Reply(status, body, "application/problem+json", tuple(headers))
+    if api == "fal":
+        data: dict[str, Any] = {"detail": extra.get("detail", message)}
+        if extra.get("error_type"):
+            data["error_type"] = extra["error_type"]
+            headers.append(("x-fal-error-type", extra["error_type"]))
+        return _json(status, data, tuple(headers))
+    if api == "openai":
+        error = {
+            "message": message,
+            "type": extra.get("type", "invalid_request_error"),
+            "param": None,
+            "code": extra.get("code"),
+        }
+        headers.append(("x-request-id", f"req_{uuid.uuid4().hex}"))
+        return _json(status, {"error": error}, tuple(headers))
+    return _json(status, {"errors": [message]}, tuple(headers))
+
+
+def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
+    """The answer to a request that meets a fault before any work exists."""
+    if fault is Fault.RESET:
+        return _Action.RESET
+    if fault is Fault.UNAUTHORIZED:
+        messages = {
+            "replicate": "You did not pass a valid authentication token",
+            "fal": "Invalid Key Authorization header format",
+            "openai": "Incorrect API key provided.",
+            "unsplash": "OAuth error: The access token is invalid",
+        }
+        return _error(api, 401, messages[api], code="invalid_api_key")
+    if fault is Fault.RATE_LIMITED:
+        wait = max(1, math.ceil(retry_after))
+        messages = {
+            "replicate": f"Request was throttled. Your rate limit resets in ~{wait}s.",
+            "fal": "Rate limit exceeded",
+            "openai": "Rate limit reached for images per minute. Please try again later.",
+            "unsplash": "Rate Limit Exceeded",
+        }
+        return _error(
+            api,
+            429,
+            messages[api],
+            retry_after=retry_after,
+            type="requests",
+            code="rate_limit_exceeded",
+        )
+    if fault is Fault.UNAVAILABLE:
+        return _error(
+            api,
+            503,
+            "Service temporarily unavailable",
+            retry_after=retry_after,
+            error_type="runner_scheduling_failure",
+            type="server_error",
+        )
+    return _error(
+        api,
+        500,
+        "The server had an error while processing your request.",
+        detail="Internal Server Error",
+        type="server_error",
+    )
