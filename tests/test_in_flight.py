@@ -71,7 +71,11 @@ class TestSetting:
         assert "int >= 1" in str(caught.value)
 
     def test_default_matches_the_http_pool(self) -> None:
-        assert ImageGenerator(providers=[instant()]).max_in_flight == 100
+        """The default is the size of the generator's own HTTP pool, and it is read-only."""
+        gen = ImageGenerator(providers=[instant()])
+        assert gen.max_in_flight == 100
+        with pytest.raises(AttributeError):
+            gen.max_in_flight = 5  # type: ignore[misc]
 
 
 class TestLimit:

@@ -419,7 +419,7 @@ class ImageGenerator:
             or max_in_flight < 1
         ):
             raise InvalidConfig("max_in_flight must be None or an int >= 1", field="max_in_flight")
-        self.max_in_flight = max_in_flight
+        self._max_in_flight = max_in_flight
         self._slots: anyio.CapacityLimiter | None = None  # made on first use, in async context
         if experiment is not None and not isinstance(experiment, Experiment):
             raise InvalidConfig("experiment must be an Experiment", field="experiment")
@@ -495,6 +495,11 @@ class ImageGenerator:
     def providers(self) -> tuple[Provider, ...]:
         """The providers, in priority order."""
         return self._config.providers
+
+    @property
+    def max_in_flight(self) -> int | None:
+        """At most this many provider calls run at once (None: no limit)."""
+        return self._max_in_flight
 
     @property
     def timeout(self) -> float:
@@ -928,10 +933,10 @@ class ImageGenerator:
         deadline passed first. Waiting here, not in httpx's pool, keeps a burst of
         callers cheap: httpcore 1.0 walks its whole queue on every pool event."""
         token = object()
-        if self.max_in_flight is None:
+        if self._max_in_flight is None:
             return token
         if self._slots is None:
-            self._slots = anyio.CapacityLimiter(self.max_in_flight)
+            self._slots = anyio.CapacityLimiter(self._max_in_flight)
         try:
             # No checkpoint when a slot is free: the call itself yields soon enough.
             self._slots.acquire_on_behalf_of_nowait(token)
@@ -944,7 +949,7 @@ class ImageGenerator:
 
     def _no_slot(self, provider: str) -> ProviderTimeout:
         return ProviderTimeout(
-            f"no free call slot before the deadline ({self.max_in_flight} calls in flight; "
+            f"no free call slot before the deadline ({self._max_in_flight} calls in flight; "
             "see max_in_flight)",
             provider=provider,
             retryable=False,
