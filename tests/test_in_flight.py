@@ -65,6 +65,7 @@ class TestSetting:
 
     @pytest.mark.parametrize("value", [0, -1, True, 2.5, "4"])
     def test_bad_values_name_the_field(self, value: object) -> None:
+        """Zero, negatives, bools, floats and strings are refused, naming the field."""
         with pytest.raises(InvalidConfig) as caught:
             ImageGenerator(providers=[instant()], max_in_flight=value)  # type: ignore[arg-type]
         assert caught.value.field == "max_in_flight"
@@ -82,6 +83,7 @@ class TestLimit:
     """Calls beyond the limit wait, first come first served, and all complete."""
 
     async def test_at_most_n_calls_at_once(self) -> None:
+        """Six callers, two slots: two calls at a time, in three waves, all succeed."""
         provider = Counted(delay=1.0)
         async with FakeClock() as clock:
             gen = ImageGenerator(providers=[provider], clock=clock, max_in_flight=2)
@@ -101,6 +103,7 @@ class TestLimit:
             await gen.aclose()
 
     async def test_none_means_no_limit(self) -> None:
+        """With None, 150 callers all call at once."""
         provider = Counted(delay=1.0)
         async with FakeClock() as clock:
             gen = ImageGenerator(providers=[provider], clock=clock, max_in_flight=None)
@@ -112,6 +115,7 @@ class TestLimit:
             await gen.aclose()
 
     async def test_default_limit_is_100(self) -> None:
+        """By default 150 callers run as 100 calls, then 50."""
         provider = Counted(delay=1.0)
         async with FakeClock() as clock:
             gen = ImageGenerator(providers=[provider], clock=clock)
@@ -169,6 +173,7 @@ class TestWaitingOut:
     """A caller that cannot get a slot before its deadline gets a structured error."""
 
     async def test_deadline_passes_while_waiting(self) -> None:
+        """The wait ends with a ProviderTimeout naming max_in_flight; nothing is counted."""
         stuck = Gate("stuck")
         async with FakeClock() as clock:
             gen = ImageGenerator(
@@ -217,6 +222,7 @@ class TestWaitingOut:
             await gen.aclose()
 
     async def test_a_cancelled_waiter_leaves_no_slot_behind(self) -> None:
+        """A caller cancelled while waiting takes no slot with it."""
         provider = Gate()
         gen = ImageGenerator(providers=[provider], max_in_flight=1)
         results = []
