@@ -8,11 +8,11 @@ import anyio
 import attrs
 
 from ._errors import _error
-from ._http import _Handler, _json, _malformed, _now_iso, _Outcome, _Reply, _Request
+from ._http import _Handler, _json, _now_iso, _Outcome, _Reply, _Request
 from ._images import _TYPES
 from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Fault
-from ._routes import _Routes
+from ._routes import _answer, _Routes
 
 
 @attrs.frozen
@@ -116,9 +116,7 @@ class _FalRoutes(_Routes):
         if failure is not None:
             return failure
         output = self._fal_output(inst, job)
-        if job.fault is Fault.MALFORMED_JSON:
-            return _malformed(200, output)
-        return _json(200, output, (("x-fal-request-id", job.id),))
+        return _answer(200, output, job.fault, (("x-fal-request-id", job.id),))
 
     async def _fal_submit(self, inst: _Instance, request: _Request, app: str) -> _Outcome:
         started = self._fal_start(inst, request, app)
@@ -140,9 +138,7 @@ class _FalRoutes(_Routes):
             "status_url": f"{base}/status",
             "cancel_url": f"{base}/cancel",
         }
-        if job.fault is Fault.MALFORMED_JSON:
-            return _malformed(200, answer)
-        return _json(200, answer)
+        return _answer(200, answer, job.fault)
 
     async def _fal_status(self, inst: _Instance, request_id: str) -> _Outcome:
         polled = await self._poll(inst, "polls", request_id, "fal", "Request not found")
@@ -164,9 +160,7 @@ class _FalRoutes(_Routes):
                       "metrics": {"inference_time": round(job.latency, 6)}}  # fmt: skip
             if job.fault in (Fault.FAILED, Fault.CONTENT_REJECTED):
                 status["error"] = "Invalid status code: 422"
-        if fault is Fault.MALFORMED_JSON:
-            return _malformed(200, status)
-        return _json(200, status)
+        return _answer(200, status, fault)
 
     async def _fal_result(self, inst: _Instance, request_id: str) -> _Outcome:
         polled = await self._poll(inst, "polls", request_id, "fal", "Request not found")
@@ -179,9 +173,7 @@ class _FalRoutes(_Routes):
         if failure is not None:
             return failure
         output = self._fal_output(inst, job)
-        if fault is Fault.MALFORMED_JSON:
-            return _malformed(200, output)
-        return _json(200, output)
+        return _answer(200, output, fault)
 
     async def _fal_cancel(self, inst: _Instance, request_id: str) -> _Outcome:
         inst.counts["cancellations"] += 1

@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 
 from ._errors import _error
-from ._http import _done, _Handler, _json, _malformed, _Outcome, _Request
+from ._http import _done, _Handler, _json, _Outcome, _Request
 from ._instance import _Instance
 from ._profiles import _REFUSALS, Fault
-from ._routes import _Routes
+from ._routes import _answer, _Routes
 
 
 class _OpenAIRoutes(_Routes):
@@ -85,6 +85,4 @@ class _OpenAIRoutes(_Routes):
                     "total_tokens": 272 + len(prompt.split()),
                 },
             )
-        if job.fault is Fault.MALFORMED_JSON:
-            return _malformed(200, answer)
-        return _json(200, answer, (request_id,))
+        return _answer(200, answer, job.fault, (request_id,))

@@ -7,10 +7,10 @@ from typing import Any
 import anyio
 
 from ._errors import _error
-from ._http import _done, _Handler, _json, _malformed, _now_iso, _Outcome, _prefer_wait, _Request
+from ._http import _done, _Handler, _json, _now_iso, _Outcome, _prefer_wait, _Request
 from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Fault
-from ._routes import _Routes
+from ._routes import _answer, _Routes
 
 _NOT_FOUND = "The requested resource could not be found."
 
@@ -67,9 +67,7 @@ class _ReplicateRoutes(_Routes):
             now = anyio.current_time()
             await anyio.sleep(max(0.0, min(job.ready, now + wait) - now))
         prediction = self._prediction(inst, job)
-        if job.fault is Fault.MALFORMED_JSON:
-            return _malformed(201, prediction)
-        return _json(201, prediction, headers)
+        return _answer(201, prediction, job.fault, headers)
 
     def _prediction(self, inst: _Instance, job: _Job) -> dict[str, Any]:
         now = anyio.current_time()
@@ -117,9 +115,7 @@ class _ReplicateRoutes(_Routes):
             return polled
         job, fault = polled
         prediction = self._prediction(inst, job)
-        if fault is Fault.MALFORMED_JSON:
-            return _malformed(200, prediction)
-        return _json(200, prediction)
+        return _answer(200, prediction, fault)
 
     async def _replicate_cancel(self, inst: _Instance, prediction_id: str) -> _Outcome:
         inst.counts["cancellations"] += 1

@@ -10,10 +10,19 @@ import anyio
 
 from ._base import _EmulatorBase
 from ._errors import _error, _refusal
-from ._http import _now_iso, _Outcome, _Reply
+from ._http import _json, _malformed, _now_iso, _Outcome, _Reply
 from ._images import _HTML, _TYPES, _ext, _oversized, image_bytes
 from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Draw, Fault
+
+
+def _answer(
+    status: int, data: Any, fault: Fault | None, headers: tuple[tuple[str, str], ...] = ()
+) -> _Reply:
+    """``data`` as JSON, or cut in half when the draw's fault is MALFORMED_JSON."""
+    if fault is Fault.MALFORMED_JSON:
+        return _malformed(status, data)
+    return _json(status, data, headers)
 
 
 class _Routes(_EmulatorBase):

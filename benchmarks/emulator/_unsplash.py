@@ -7,10 +7,10 @@ from typing import Any
 import anyio
 
 from ._errors import _error
-from ._http import _done, _Handler, _json, _malformed, _Outcome, _Request
+from ._http import _done, _Handler, _json, _Outcome, _Request
 from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Fault
-from ._routes import _Routes
+from ._routes import _answer, _Routes
 
 _UNSPLASH_QUOTA = (("x-ratelimit-limit", "5000"), ("x-ratelimit-remaining", "4999"))
 
@@ -48,9 +48,7 @@ class _UnsplashRoutes(_Routes):
         photo = self._photo(inst, job)
         count = request.query.get("count")
         answer: Any = [photo] if count else photo
-        if job.fault is Fault.MALFORMED_JSON:
-            return _malformed(200, answer)
-        return _json(200, answer, _UNSPLASH_QUOTA)
+        return _answer(200, answer, job.fault, _UNSPLASH_QUOTA)
 
     def _photo(self, inst: _Instance, job: _Job) -> dict[str, Any]:
         raw = f"{self._file_url(inst, job)}?ixid=emulator"
@@ -117,6 +115,4 @@ class _UnsplashRoutes(_Routes):
             return polled
         job, fault = polled
         answer = {"url": f"{self._file_url(inst, job)}?ixid=emulator"}
-        if fault is Fault.MALFORMED_JSON:
-            return _malformed(200, answer)
-        return _json(200, answer, _UNSPLASH_QUOTA)
+        return _answer(200, answer, fault, _UNSPLASH_QUOTA)
