@@ -104,13 +104,17 @@ class _FalRoutes(_Routes):
             return None
         return _json(422, {"detail": detail}, (("x-fal-retryable", "false"),))
 
-    async def _fal_sync(self, inst: _Instance, request: _Request, app: str) -> _Outcome:
+    async def _fal_begin(self, inst: _Instance, request: _Request, app: str) -> _Outcome | _Job:
+        """A started fal request's job, or the answer to send instead (a refusal, an error)."""
         started = self._fal_start(inst, request, app)
         if isinstance(started, _Refused):
             return await self._refuse(inst, started.fault)
-        if not isinstance(started, _Job):
-            return started
-        job = started
+        return started
+
+    async def _fal_sync(self, inst: _Instance, request: _Request, app: str) -> _Outcome:
+        job = await self._fal_begin(inst, request, app)
+        if not isinstance(job, _Job):
+            return job
         await anyio.sleep(job.latency)
         failure = self._fal_model_error(job)
         if failure is not None:
@@ -119,12 +123,9 @@ class _FalRoutes(_Routes):
         return _answer(200, output, job.fault, (("x-fal-request-id", job.id),))
 
     async def _fal_submit(self, inst: _Instance, request: _Request, app: str) -> _Outcome:
-        started = self._fal_start(inst, request, app)
-        if isinstance(started, _Refused):
-            return await self._refuse(inst, started.fault)
-        if not isinstance(started, _Job):
-            return started
-        job = started
+        job = await self._fal_begin(inst, request, app)
+        if not isinstance(job, _Job):
+            return job
         # Status, result and cancel URLs drop the app's subpath, as fal's do.
         parts = app.split("/")
         root = "/".join(parts[: 3 if parts[0] in ("workflows", "comfy") else 2])
