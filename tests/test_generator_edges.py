@@ -84,6 +84,35 @@ class NoCounters(MemoryState):
         return await super().incr(key, amount, ttl=ttl)
 
 
+class Batched(MemoryState):
+    """Counts incr_many calls and the keys plain incr sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.single: list[str] = []
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        self.single.append(key)
+        return await super().incr(key, amount, ttl=ttl)
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        self.batches.append(list(amounts))
+        await super().incr_many(amounts, ttl=ttl)
+
+
+class Watched(MemoryState):
+    """Wraps incr only: its incr_many is MemoryState's, which would bypass this."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        self.seen.append(key)
+        return await super().incr(key, amount, ttl=ttl)
+
+
 class Unreachable(MemoryState):
     async def get(self, key: str) -> bytes | None:
         if key.endswith(":health"):
@@ -397,6 +426,25 @@ class TestFailingParts:
             result = await gen.generate("x")
         assert result.provider == "a"
         assert "could not count" in caplog.text
+
+    async def test_statistics_go_in_one_batch(self, clock: FakeClock) -> None:
+        """A call's counters are one incr_many (one transaction or round trip)."""
+        state = Batched()
+        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+        await gen.generate("x")
+        [batch] = state.batches
+        assert [key.rsplit(":", 1)[1] for key in batch] == ["requests", "success", "lat.0"]
+        assert not any(":stats:" in key for key in state.single)
+        [row] = await gen.stats()
+        assert (row.requests, row.successes) == (1, 1)
+
+    async def test_a_wrapped_incr_sees_every_counter(self, clock: FakeClock) -> None:
+        """A subclass that overrides incr alone gets each counter through it."""
+        state = Watched()
+        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+        await gen.generate("x")
+        stats = [key.rsplit(":", 1)[1] for key in state.seen if ":stats:" in key]
+        assert stats == ["requests", "success", "lat.0"]
 
     async def test_final_record_failure_without_storage(self, clock: FakeClock) -> None:
         """Without storage, a failed final record still raises StorageError."""

@@ -12,6 +12,8 @@ import bisect
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from ._models import ProviderDayStats, Record, VariantDayStats
 from .state import StateBackend
@@ -64,6 +66,7 @@ class Tracker:
         self._variants = f"{prefix}vstats:"
         self._record_ttl = record_ttl
         self._stats_ttl = stats_ttl
+        self._incr_many = _batch_incr(state)
 
     async def save(self, record: Record) -> None:
         """Write (or overwrite) a record."""
@@ -87,14 +90,19 @@ class Tracker:
     ) -> None:
         """Count one provider call: ``outcome`` is success, failure or cancelled."""
         base = f"{self._stats}{day.isoformat()}:{provider}:"
-        ttl = self._stats_ttl
-        await self.state.incr(base + "requests", ttl=ttl)
-        await self.state.incr(base + outcome, ttl=ttl)
+        amounts = {base + "requests": 1, base + outcome: 1}
         if error_kind is not None:
-            await self.state.incr(f"{base}kind.{error_kind}", ttl=ttl)
+            amounts[f"{base}kind.{error_kind}"] = 1
         if latency is not None:
-            bucket = bisect.bisect_left(LATENCY_BUCKETS, latency)
-            await self.state.incr(f"{base}lat.{bucket}", ttl=ttl)
+            amounts[f"{base}lat.{bisect.bisect_left(LATENCY_BUCKETS, latency)}"] = 1
+        await self._incr(amounts)
+
+    async def _incr(self, amounts: dict[str, int]) -> None:
+        if self._incr_many is not None:
+            await self._incr_many(amounts, ttl=self._stats_ttl)
+            return
+        for key, amount in amounts.items():
+            await self.state.incr(key, amount, ttl=self._stats_ttl)
 
     async def stats(
         self,
@@ -146,13 +154,11 @@ class Tracker:
     ) -> None:
         """Count one generation of a variant: ``outcome`` is succeeded, default or failed."""
         base = f"{self._variants}{day.isoformat()}:{experiment}:{variant}:"
-        ttl = self._stats_ttl
-        await self.state.incr(base + "generations", ttl=ttl)
-        await self.state.incr(base + outcome, ttl=ttl)
+        amounts = {base + "generations": 1, base + outcome: 1}
         if calls:
-            await self.state.incr(base + "calls", calls, ttl=ttl)
-        bucket = bisect.bisect_left(LATENCY_BUCKETS, latency)
-        await self.state.incr(f"{base}lat.{bucket}", ttl=ttl)
+            amounts[base + "calls"] = calls
+        amounts[f"{base}lat.{bisect.bisect_left(LATENCY_BUCKETS, latency)}"] = 1
+        await self._incr(amounts)
 
     async def variant_stats(
         self,
@@ -221,3 +227,16 @@ def quantile(histogram: list[int], q: float) -> float | None:
         return lower  # the open-ended bucket: its lower bound is all we know
     upper = LATENCY_BUCKETS[index]
     return lower + (upper - lower) * (rank - seen) / count
+
+
+def _batch_incr(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
+    """The backend's ``incr_many`` (one SQLite transaction, one Redis round trip for a
+    generation's counters), unless it has none or a subclass overrode ``incr`` below it:
+    a subclass that wraps ``incr`` (to instrument or shard it) must see every increment.
+    """
+    mro = type(state).__mro__
+    batch = next((c for c in mro if "incr_many" in vars(c)), None)
+    single = next((c for c in mro if "incr" in vars(c)), None)
+    if batch is None or single is None or not issubclass(batch, single):
+        return None
+    return cast("Callable[..., Awaitable[None]]", state.incr_many)  # type: ignore[attr-defined]

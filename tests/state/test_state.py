@@ -295,6 +295,28 @@ class TestIncr:
         assert await backend.get("k") == b"abc"
 
 
+class TestIncrMany:
+    """incr_many: every built-in backend bumps many counters in one call."""
+
+    async def test_bumps_each_key_by_its_amount(
+        self, backend: StateBackend, timer: FakeTimer
+    ) -> None:
+        """New counters start from their amount with the ttl; existing ones keep theirs."""
+        await backend.incr("old", 40)
+        await backend.incr_many({"old": 2, "new": 5, "one": 1}, ttl=10)  # type: ignore[attr-defined]
+        assert [await backend.get(k) for k in ("old", "new", "one")] == [b"42", b"5", b"1"]
+        timer.advance(11)
+        assert await backend.get("new") is None
+        assert await backend.get("old") == b"42"  # created without a ttl, none given now
+
+    async def test_a_non_integer_raises_and_is_left_alone(self, backend: StateBackend) -> None:
+        """A counter holding text raises the same ValueError as incr and keeps its text."""
+        await backend.set("text", b"abc")
+        with pytest.raises(ValueError, match="not an integer"):
+            await backend.incr_many({"text": 1})  # type: ignore[attr-defined]
+        assert await backend.get("text") == b"abc"
+
+
 class TestSetIfAbsent:
     """The atomic claim behind locks and replay protection."""
 

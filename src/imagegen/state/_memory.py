@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import cachetools
 
@@ -49,6 +49,14 @@ class MemoryState:
         self._data.pop(key, None)
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        return self._incr(key, amount, ttl)
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        """``incr`` of each key by its amount, all at once (no other task runs between)."""
+        for key, amount in amounts.items():
+            self._incr(key, amount, ttl)
+
+    def _incr(self, key: str, amount: int, ttl: float | None) -> int:
         entry = self._data.get(key)
         if entry is None:
             value, expiry = amount, self._expiry(ttl)

@@ -10,9 +10,10 @@ redis-py is the optional extra ``imagegen[redis]``; it is imported only when a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
@@ -173,23 +174,43 @@ class RedisState:
         await self._call(self._client.delete, key)
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        px = _px(ttl)
-        response_error = self._response_error
+        px = "" if (ms := _px(ttl)) is None else ms
 
         def op() -> int | None:
-            try:
-                result = self._incr_script(keys=[key], args=[amount, "" if px is None else px])
-            except response_error as exc:
-                # "value is not an integer or out of range": the same ValueError the
-                # other backends raise; the script stops at INCRBY, so nothing changed.
-                if "not an integer" in str(exc):
-                    msg = f"the value at {key!r} is not an integer (or the sum leaves 64 bits)"
-                    raise ValueError(msg) from None
-                raise
+            with self._integers(key):
+                result = self._incr_script(keys=[key], args=[amount, px])
             return None if result is None else int(result)
 
         value = await self._call(op)
         return amount if value is None else value
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        """``incr`` of each key by its amount, in one round trip (MULTI/EXEC): each is
+        atomic and no other client's command runs between them."""
+        px = "" if (ms := _px(ttl)) is None else ms
+        items = list(amounts.items())
+
+        def op() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            for key, amount in items:
+                self._incr_script(keys=[key], args=[amount, px], client=pipe)
+            with self._integers(", ".join(amounts)):
+                pipe.execute()
+
+        await self._call(op)
+
+    @contextlib.contextmanager
+    def _integers(self, keys: str) -> Iterator[None]:
+        """Turn Redis's "not an integer" into the ValueError the other backends raise."""
+        try:
+            yield
+        except self._response_error as exc:
+            # "value is not an integer or out of range": INCRBY stops the script, so that
+            # counter did not change.
+            if "not an integer" in str(exc):
+                msg = f"the value at {keys!r} is not an integer (or the sum leaves 64 bits)"
+                raise ValueError(msg) from None
+            raise
 
     async def scan(self, prefix: str) -> list[str]:
         pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -99,28 +99,24 @@ class SQLiteState:
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         now, expires = self._timer(), self._expiry(ttl)
+        return await self._call(lambda conn: _incr(conn, key, amount, expires, now))
 
-        def op(conn: sqlite3.Connection) -> int:
-            # A live value that is not an integer becomes NULL, which the NOT NULL
-            # constraint refuses: the same ValueError MemoryState raises, atomically.
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        """``incr`` of each key by its amount, in one transaction and one thread hop."""
+        now, expires = self._timer(), self._expiry(ttl)
+        items = list(amounts.items())
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN")
             try:
-                row = conn.execute(
-                    "INSERT INTO kv (key, value, expires) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (key) DO UPDATE SET "
-                    "value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?2 "
-                    "WHEN CAST(CAST(kv.value AS INTEGER) AS TEXT) = CAST(kv.value AS TEXT) "
-                    "THEN CAST(kv.value AS INTEGER) + ?2 ELSE NULL END, "
-                    "expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?3 "
-                    "ELSE kv.expires END "
-                    "RETURNING value",
-                    (key, amount, expires, now),
-                ).fetchone()
-            except sqlite3.IntegrityError:
-                msg = f"the value at {key!r} is not an integer"
-                raise ValueError(msg) from None
-            return int(row[0])
+                for key, amount in items:
+                    _incr(conn, key, amount, expires, now)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
-        return await self._call(op)
+        await self._call(op)
 
     async def scan(self, prefix: str) -> list[str]:
         now = self._timer()
@@ -187,3 +183,26 @@ def _as_bytes(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode()
+
+
+def _incr(
+    conn: sqlite3.Connection, key: str, amount: int, expires: float | None, now: float
+) -> int:
+    # A live value that is not an integer becomes NULL, which the NOT NULL constraint
+    # refuses: the same ValueError MemoryState raises, atomically.
+    try:
+        row = conn.execute(
+            "INSERT INTO kv (key, value, expires) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?2 "
+            "WHEN CAST(CAST(kv.value AS INTEGER) AS TEXT) = CAST(kv.value AS TEXT) "
+            "THEN CAST(kv.value AS INTEGER) + ?2 ELSE NULL END, "
+            "expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?4 THEN ?3 "
+            "ELSE kv.expires END "
+            "RETURNING value",
+            (key, amount, expires, now),
+        ).fetchone()
+    except sqlite3.IntegrityError:
+        msg = f"the value at {key!r} is not an integer"
+        raise ValueError(msg) from None
+    return int(row[0])
