@@ -40,7 +40,7 @@ BLOCK = 10
 Call = Callable[[int], Awaitable[object]]
 
 
-def _raw(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
+def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
     """The same HTTP calls imagegen's provider makes, with httpx alone."""
     base = emu.base_url(api)
 
@@ -168,7 +168,7 @@ async def run(calls: int, with_litellm: bool) -> list[dict[str, Any]]:
                             return await gen.generate(f"p {i}")
 
                         raw, mine, raw_cpu, our_cpu = await _paired(
-                            _raw(emu, api, http), ours, calls
+                            raw_calls(emu, api, http), ours, calls
                         )
                     row: dict[str, Any] = {
                         "latency": latency,

@@ -52,6 +52,7 @@ from imagegen import ImageGenerator, MemoryStorage
 
 from . import _report
 from .emulator import EmulatorProcess, ProviderProfile
+from .http_overhead import raw_calls
 
 LIMITED = ("<= 100 in flight", 100)
 #: httpx's default keep-alive count: with no more connections than that, httpcore 1.0's
@@ -135,7 +136,6 @@ async def run(
     modes = [KEEPALIVE, LIMITED, ALL_AT_ONCE] if all_at_once else [KEEPALIVE, LIMITED]
     with EmulatorProcess({"openai": ProviderProfile(api="openai")}) as emu:
         base = emu.base_url("openai")
-        auth = {"Authorization": "Bearer sk-emulator"}
         runs = _Runs(emu, generations)
         peaks: dict[str, int] = {}
         async with (
@@ -160,12 +160,7 @@ async def run(
             }
             gen = gens[LIMITED[1]]
 
-            async def raw(i: int) -> object:
-                body = {"model": "flux-schnell", "prompt": f"t {i}", "n": 1, "size": "1024x1024"}
-                answer = await raw_http.post(f"{base}/images/generations", json=body, headers=auth)
-                answer.raise_for_status()
-                image = await raw_http.get(answer.json()["data"][0]["url"])
-                return image.raise_for_status().content
+            raw = raw_calls(emu, "openai", raw_http)
 
             async def ours(i: int) -> object:
                 return await gen.generate(f"t {i}")
