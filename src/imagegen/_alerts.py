@@ -31,9 +31,9 @@ import httpx
 
 from ._clock import Clock, SystemClock
 from ._errors import InvalidConfig, WebhookVerificationError
+from ._http_headers import parse_retry_after, user_agent
 from ._models import Event
 from ._webhooks import _standard_webhook_key, sign_standard_webhook
-from .providers._http import parse_retry_after, user_agent
 from .strategies import Retry
 
 if TYPE_CHECKING:

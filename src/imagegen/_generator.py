@@ -42,6 +42,7 @@ from ._errors import (
     StorageError,
 )
 from ._experiments import Experiment, Variant
+from ._http_headers import user_agent
 from ._image import dimensions, extension_for
 from ._models import (
     Attempt,
@@ -57,7 +58,6 @@ from ._relay import WebhookRelay
 from ._settings import changes_from_json, settings_json
 from ._tracking import Tracker
 from .providers import Provider, ProviderContext, ProviderImage, WebhookReceiver
-from .providers._http import user_agent
 from .providers._placeholder import render_placeholder
 from .state import MemoryState, StateBackend
 from .storage import Storage, StoredObject

@@ -22,7 +22,8 @@ from imagegen import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from imagegen.providers._http import HTTPProvider, error_message, parse_retry_after, user_agent
+from imagegen._http_headers import parse_retry_after, user_agent
+from imagegen.providers._http import HTTPProvider, error_message
 from imagegen.testing import FakeClock
 
 KEY = "sk-test-0123456789abcdef"

@@ -9,8 +9,6 @@ created (the connection was refused, a 429, a 503 with Retry-After).
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
 import os
 from collections.abc import Mapping
@@ -29,51 +27,12 @@ from .._errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from .._http_headers import parse_retry_after, user_agent
 from ._base import Provider, ProviderContext
 
-__all__ = ["HTTPProvider", "parse_retry_after", "user_agent"]
+__all__ = ["HTTPProvider", "error_message"]
 
 _CONNECT_TIMEOUT = 10.0
-
-
-def user_agent() -> str:
-    """``imagegen/<version>``, sent with every provider request."""
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - once
-
-    global _USER_AGENT  # noqa: PLW0603 - computed on first use, then cached
-    if _USER_AGENT is None:
-        try:
-            _USER_AGENT = f"imagegen/{version('imagegen')}"
-        except PackageNotFoundError:
-            _USER_AGENT = "imagegen"
-    return _USER_AGENT
-
-
-_USER_AGENT: str | None = None
-
-
-def parse_retry_after(headers: httpx.Headers, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date), or ``retry-after-ms``."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    now = now or dt.datetime.now(tz=dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 class HTTPProvider(Provider):
