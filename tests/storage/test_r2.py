@@ -34,7 +34,8 @@ from botocore.config import Config
 
 import imagegen
 from imagegen import ImageGenerator, InvalidConfig, Retry, StorageError, StorageStats
-from imagegen.storage._r2 import R2Storage, _extension, r2_client
+from imagegen.storage._r2 import R2Storage, _extension
+from imagegen.storage._r2_client import r2_client
 from imagegen.testing import EventRecorder, instant, tiny_png
 
 from . import test_storage as contract

@@ -3,7 +3,8 @@
 from ._base import Storage, StorageStats, StoredObject
 from ._local import LocalStorage
 from ._memory import MemoryStorage
-from ._r2 import R2Storage, r2_client
+from ._r2 import R2Storage
+from ._r2_client import r2_client
 
 __all__ = [
     "LocalStorage",

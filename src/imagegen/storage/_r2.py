@@ -1,5 +1,9 @@
 """Storage in a Cloudflare R2 bucket (or any S3-compatible store) through boto3.
 
+This module holds :class:`R2Storage`, and the content addressing of its dedupe. Its
+neighbours hold the rest: ``_r2_client`` the client factory, ``_r2_checks`` the
+checks of its arguments, ``_s3`` how values travel over S3.
+
 boto3 is an optional extra (``pip install 'imagegen[r2]'``): nothing here imports
 boto3 or botocore at module level, so ``import imagegen`` works without them. The
 caller brings the client (``r2_client()`` builds one R2 accepts); every blocking
@@ -10,11 +14,10 @@ boto3 call runs in an anyio worker thread, bounded per event loop by a
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
@@ -22,38 +25,27 @@ from anyio.lowlevel import RunVar
 
 from .._errors import InvalidConfig, StorageError
 from ._base import StorageStats, StoredObject, check_key
+from ._r2_checks import (
+    check_base_url,
+    check_cache_control,
+    check_prefix,
+    check_presign_expires,
+    client_and_bucket,
+)
+from ._s3 import encode_metadata, is_missing
 
 if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.service_resource import Bucket
     from mypy_boto3_s3.type_defs import ListObjectsV2OutputTypeDef
 
-__all__ = ["R2Storage", "r2_client"]
-
-logger = logging.getLogger("imagegen")
+__all__ = ["R2Storage"]
 
 _T = TypeVar("_T")
 
 DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
-# SigV4 presigned URLs are valid for at most seven days.
-_MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
-_ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{32}")
-# Bucket names differ between S3 (3-63 of a-z 0-9 . -), R2 and older S3-compatible
-# servers; refuse only what can never be a bucket name in a URL path.
-_BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
-# S3 user-metadata names travel as ``x-amz-meta-<name>`` header names, which S3 and R2
-# lowercase; keep names that are valid header tokens once lowercased.
-_META_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-# Metadata values travel as HTTP header values, which must be ASCII. Printable ASCII other
-# than '%' passes unchanged; '%', control characters and non-ASCII are percent-encoded
-# (UTF-8), so ``urllib.parse.unquote`` always restores the original value.
-_META_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 # A content-addressed key keeps the original key's extension when it looks like one.
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
-# Error codes that mean "no such object" (get_object says NoSuchKey, head_object has no
-# body and so only the status). NoSuchBucket is deliberately not here: that is an error.
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class R2Storage:
@@ -120,11 +112,11 @@ class R2Storage:
         dedupe: bool = False,
         max_workers: int = 8,
     ) -> None:
-        self.client, self.bucket_name = _client_and_bucket(bucket, client, bucket_name)
-        self.public_base_url = _check_base_url(public_base_url)
-        self.key_prefix = _check_prefix(key_prefix)
-        self.cache_control = _check_cache_control(cache_control)
-        self.presign_expires = _check_presign_expires(presign_expires)
+        self.client, self.bucket_name = client_and_bucket(bucket, client, bucket_name)
+        self.public_base_url = check_base_url(public_base_url)
+        self.key_prefix = check_prefix(key_prefix)
+        self.cache_control = check_cache_control(cache_control)
+        self.presign_expires = check_presign_expires(presign_expires)
         if not isinstance(dedupe, bool):
             raise InvalidConfig("dedupe must be True or False", field="dedupe")
         self.dedupe = dedupe
@@ -160,7 +152,7 @@ class R2Storage:
         """
         check_key(key)
         body = bytes(data)
-        headers = _encode_metadata(metadata)
+        headers = encode_metadata(metadata)
         final = await self._call("put", key, self._put_sync, key, body, content_type, headers)
         return StoredObject(key=final, url=self.url_for(final), size=len(body))
 
@@ -250,7 +242,7 @@ class R2Storage:
         try:
             self.client.head_object(Bucket=self.bucket_name, Key=key)
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return False
             raise
         return True
@@ -261,7 +253,7 @@ class R2Storage:
         try:
             response = self.client.get_object(Bucket=self.bucket_name, Key=key)
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         with response["Body"] as body:
@@ -325,195 +317,8 @@ class R2Storage:
         return None
 
 
-def r2_client(
-    account_id: str,
-    access_key_id: str,
-    secret_access_key: str,
-    *,
-    max_pool_connections: int = 16,
-) -> S3Client:
-    """A boto3 S3 client that Cloudflare R2 accepts.
-
-    Endpoint ``https://<account_id>.r2.cloudflarestorage.com``, region ``auto``,
-    SigV4, path-style addressing, standard retries (``max_attempts=3``, which botocore
-    reads as three retries, four attempts in all, of transient errors: throttling, 5xx,
-    connection errors) and a connection
-    pool of ``max_pool_connections`` (keep it >= ``R2Storage(max_workers=...)``,
-    otherwise urllib3 discards connections and warns).
-
-    Checksums: botocore 1.36 (January 2025) started adding a CRC32 checksum to every
-    upload by default (``request_checksum_calculation="when_supported"``), sent over
-    HTTPS as an ``aws-chunked`` trailer, and validating response checksums. R2
-    answered ``501 NotImplemented: Header 'x-amz-checksum-crc32' ... not implemented``
-    (boto/boto3#4392; aws/aws-sdk-js-v3#6810; the R2 incident notice quoted in
-    RaspberryPiFoundation/editor-ui#1178), and as of 2026 R2 still rejects the
-    chunked-trailer form (amd/gaia#3029, where it surfaced as ``Unauthorized``).
-    Cloudflare's R2 examples for the AWS SDKs set both options to
-    ``WHEN_REQUIRED``, which restores the pre-1.36 behaviour: no automatic
-    checksum on put, none validated on get. R2's compatibility table
-    (developers.cloudflare.com/r2/api/s3/api/) lists CRC32, CRC32C, SHA-1 and
-    SHA-256 only as COMPOSITE (multipart) checksums and CRC64NVME as the only
-    FULL_OBJECT one. On botocore older than 1.36 the options do not exist and are
-    not needed, so they are left out there.
-
-    Raises:
-        InvalidConfig: A malformed account id, an empty key, a bad pool size, or
-            boto3 not installed. Messages never contain the keys.
-    """
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
-        raise InvalidConfig(
-            "account_id must be the 32 hexadecimal digits of your Cloudflare account id",
-            field="account_id",
-        )
-    for field, value in (
-        ("access_key_id", access_key_id),
-        ("secret_access_key", secret_access_key),
-    ):
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidConfig(f"{field} must be a non-empty string", field=field)
-    if (
-        isinstance(max_pool_connections, bool)
-        or not isinstance(max_pool_connections, int)
-        or max_pool_connections < 1
-    ):
-        raise InvalidConfig(
-            "max_pool_connections must be an int >= 1", field="max_pool_connections"
-        )
-    try:
-        import boto3.session  # noqa: PLC0415 - optional extra, imported on use
-        from botocore.config import Config  # noqa: PLC0415
-    except ImportError as exc:
-        raise InvalidConfig(
-            "R2 storage needs boto3: pip install 'imagegen[r2]'", field="boto3"
-        ) from exc
-    options: dict[str, Any] = {
-        "signature_version": "s3v4",
-        "s3": {"addressing_style": "path"},
-        "retries": {"max_attempts": 3, "mode": "standard"},
-        "max_pool_connections": max_pool_connections,
-    }
-    if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
-        options["request_checksum_calculation"] = "when_required"
-        options["response_checksum_validation"] = "when_required"
-    # A session of its own: boto3's default session is shared, mutable process state.
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=f"https://{account_id.lower()}.r2.cloudflarestorage.com",
-        region_name="auto",
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=Config(**options),
-    )
-
-
-# -- validation and encoding -----------------------------------------------------------
-
-
-def _client_and_bucket(
-    bucket: Bucket | None, client: S3Client | None, bucket_name: str | None
-) -> tuple[S3Client, str]:
-    if bucket is not None:
-        if client is not None or bucket_name is not None:
-            raise InvalidConfig(
-                "pass either a boto3 Bucket or client= and bucket_name=, not both",
-                field="bucket",
-            )
-        meta = getattr(bucket, "meta", None)
-        client = getattr(meta, "client", None)
-        bucket_name = getattr(bucket, "name", None)
-        if client is None or not isinstance(bucket_name, str):
-            raise InvalidConfig("bucket must be a boto3 s3.Bucket resource", field="bucket")
-    elif client is None:
-        raise InvalidConfig(
-            "R2Storage needs a boto3 Bucket, or client= and bucket_name=", field="client"
-        )
-    if not callable(getattr(client, "put_object", None)):
-        raise InvalidConfig("client must be a boto3 S3 client", field="client")
-    if not isinstance(bucket_name, str) or not _BUCKET_NAME.fullmatch(bucket_name):
-        raise InvalidConfig(
-            "bucket_name must be the bucket's name (letters, digits, '.', '_', '-')",
-            field="bucket_name",
-        )
-    return client, bucket_name
-
-
-def _check_base_url(url: str | None) -> str | None:
-    if url is None:
-        return None
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if (
-        parts is None
-        or parts.scheme not in {"http", "https"}
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-    ):
-        raise InvalidConfig(
-            "public_base_url must be an http(s) URL without query or fragment, "
-            "e.g. https://images.example.com",
-            field="public_base_url",
-        )
-    return url.rstrip("/") + "/"
-
-
-def _check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str):
-        raise InvalidConfig("key_prefix must be a string", field="key_prefix")
-    if prefix:
-        try:
-            ok = prefix.endswith("/") and bool(check_key(prefix[:-1]))
-        except StorageError:
-            ok = False
-        if not ok:
-            raise InvalidConfig(
-                "key_prefix must be '' or relative names ending in '/', e.g. 'images/'",
-                field="key_prefix",
-            )
-    return prefix
-
-
-def _check_cache_control(value: str | None) -> str | None:
-    if value is not None and (
-        not isinstance(value, str) or not value or not all(" " <= c <= "~" for c in value)
-    ):
-        raise InvalidConfig(
-            "cache_control must be None or a non-empty printable ASCII header value",
-            field="cache_control",
-        )
-    return value
-
-
-def _check_presign_expires(value: int | None) -> int | None:
-    if value is not None and (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= _MAX_PRESIGN_EXPIRES
-    ):
-        raise InvalidConfig(
-            f"presign_expires must be None or whole seconds from 1 to {_MAX_PRESIGN_EXPIRES}",
-            field="presign_expires",
-        )
-    return value
-
-
-def _encode_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    encoded: dict[str, str] = {}
-    for name, value in metadata.items():
-        lowered = str(name).lower()
-        if not _META_NAME.fullmatch(lowered):
-            logger.warning("R2Storage: metadata name %r is not a header token; dropped", name)
-            continue
-        encoded[lowered] = quote(str(value), safe=_META_SAFE)
-    return encoded
-
-
 def _extension(key: str) -> str:
     """The key's extension ('.png'), lowercased, or '' when it has none that looks sane."""
     name = key.rsplit("/", 1)[-1]
     stem, dot, ext = name.rpartition(".")
     return f".{ext.lower()}" if dot and stem and _EXTENSION.fullmatch(ext) else ""
-
-
-def _is_missing(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in _MISSING_CODES
