@@ -5,7 +5,9 @@ Everything public is importable from here; the submodules ``imagegen.providers``
 ``imagegen.testing`` hold the same names grouped by part.
 """
 
-from ._alerts import Alert, AlertKind, Alerts, AlertSink, AlertWebhook, LogAlerts
+from ._alert import Alert, AlertKind, AlertSink
+from ._alert_rules import Alerts
+from ._alert_sinks import AlertWebhook, LogAlerts
 from ._clock import Clock, SystemClock
 from ._download import DownloadPolicy
 from ._errors import (

@@ -67,7 +67,7 @@ def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes)
     Raises:
         WebhookVerificationError: The secret is not valid base64.
     """
-    key = _standard_webhook_key(secret)
+    key = standard_webhook_key(secret)
     digest = _standard_webhook_digest(key, msg_id, str(timestamp), body)
     return "v1," + base64.b64encode(digest).decode("ascii")
 
@@ -108,7 +108,7 @@ def verify_standard_webhook(
         InvalidConfig: ``now`` is not finite or ``tolerance`` is negative or NaN.
     """
     _check_clock(now, tolerance)
-    key = _standard_webhook_key(secret)
+    key = standard_webhook_key(secret)
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
@@ -255,7 +255,12 @@ def _check_timestamp(name: str, text: str, *, now: float, tolerance: float) -> N
         )
 
 
-def _standard_webhook_key(secret: str) -> bytes:
+def standard_webhook_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional).
+
+    Raises:
+        WebhookVerificationError: The secret is not valid base64, or decodes to nothing.
+    """
     encoded = secret.strip().removeprefix(_SECRET_PREFIX)
     try:
         # validate=True: the reference library silently drops stray characters,
