@@ -41,8 +41,11 @@ PHOTO: dict[str, Any] = {
 }
 
 
-def generator(http: httpx.AsyncClient, clock: FakeClock) -> ImageGenerator:
+def generator(
+    http: httpx.AsyncClient, clock: FakeClock, hooks: tuple[EventRecorder, ...] = ()
+) -> ImageGenerator:
     return ImageGenerator(
+        hooks=hooks,
         providers=[
             Replicate(api_token="r8_TEST"),
             Fal(key="id:secret"),
@@ -89,8 +92,7 @@ class TestEveryProviderTogether:
                     200, json=PHOTO, headers={"X-Ratelimit-Remaining": "49"}
                 )
                 mock.get(TRACK).respond(200, json={"url": "https://images.unsplash.com/x"})
-                gen = generator(http, clock)
-                gen._hooks = (rec,)
+                gen = generator(http, clock, (rec,))
 
                 result = await gen.generate("a red fox in the snow", width=768, height=512)
 

@@ -13,9 +13,14 @@ from imagegen import (
     Attempt,
     CircuitOpen,
     ContentRejected,
+    GenerationCancelled,
     ImageGenError,
     InvalidConfig,
     InvalidRequest,
+    JobCancelled,
+    JobLost,
+    JobTimeout,
+    NotRunning,
     ProviderAuthError,
     ProviderError,
     ProviderQuotaExceeded,
@@ -23,10 +28,13 @@ from imagegen import (
     ProviderTimeout,
     ProviderUnavailable,
     StorageError,
+    UnknownJob,
+    UnknownProvider,
     WebhookVerificationError,
     _errors,
 )
-from imagegen._errors import error_from_dict
+from imagegen._errors import with_fields
+from imagegen._models import error_from_dict
 
 PUBLIC_ERRORS = [getattr(_errors, name) for name in _errors.__all__]
 PROVIDER_ERRORS = [
@@ -55,6 +63,13 @@ SAMPLES: list[ImageGenError] = [
     AllProvidersFailed("every provider failed", generation_id="gen-2"),
     StorageError("bucket unreachable"),
     WebhookVerificationError("bad signature"),
+    GenerationCancelled("the caller cancelled the generation"),
+    JobCancelled("the generator was closed"),
+    JobLost("the job's process stopped"),
+    JobTimeout("job j did not end within 1s"),
+    UnknownJob("no job has the id 'j'"),
+    UnknownProvider("no provider is named 'x'", field="name"),
+    NotRunning("use async with", field="submit"),
 ]
 
 
@@ -267,3 +282,43 @@ class TestRepr:
         assert repr(error) == (
             f"{cls.__name__}('boom', provider='fal', status=503, retryable=True, retry_after=1.5)"
         )
+
+
+class TestWithFields:
+    def test_makes_a_new_error_and_leaves_the_old_one_alone(self) -> None:
+        """with_fields builds a new error of the same class; the original keeps its values."""
+        original = ProviderUnavailable("bad gateway", provider=None, status=502)
+        changed = with_fields(original, provider="fal", retryable=False)
+        assert type(changed) is ProviderUnavailable
+        assert (str(changed), changed.provider, changed.retryable) == ("bad gateway", "fal", False)
+        assert (original.provider, original.retryable) == (None, True)
+        assert changed.__cause__ is original
+
+    def test_keeps_the_first_cause(self) -> None:
+        """A second change keeps pointing at what really went wrong."""
+        root = ProviderTimeout("slow", provider="a")
+        twice = with_fields(with_fields(root, retryable=False), provider="b")
+        assert twice.__cause__ is root
+
+
+class TestRunTimeErrors:
+    @pytest.mark.parametrize(
+        ("cls", "base", "field"),
+        [
+            (UnknownJob, InvalidRequest, "job_id"),
+            (UnknownProvider, InvalidConfig, "provider"),
+            (NotRunning, InvalidConfig, "generator"),
+        ],
+        ids=ident,
+    )
+    def test_specific_classes_keep_their_general_base(
+        self, cls: type[InvalidRequest | InvalidConfig], base: type, field: str
+    ) -> None:
+        """Code catching the general class still catches the specific one, field preset."""
+        error = cls("nope")
+        assert isinstance(error, base)
+        assert error.field == field
+
+    def test_job_timeout_is_a_timeout_error(self) -> None:
+        """wait()'s timeout is caught by `except TimeoutError` as well."""
+        assert issubclass(JobTimeout, TimeoutError)

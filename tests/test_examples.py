@@ -36,6 +36,7 @@ class TestExamples:
         [
             ("quickstart.py", "succeeded"),
             ("custom_provider.py", "paintbot:"),
+            ("custom_strategy.py", "mid won after: budget (error), mid (success)"),
             ("testing_with_fakes.py", "all three checks passed"),
             ("hooks_and_breakers.py", "flaky's breaker: open"),
             ("openai_provider.py", "OPENAI_API_KEY is not set"),
@@ -65,3 +66,13 @@ class TestExamples:
         monkeypatch.setattr(sys, "argv", [name])
         assert run(EXAMPLES / name) in (None, 0)
         assert expected in capsys.readouterr().out
+
+    def test_docs_show_the_strategy_example_as_it_is(self) -> None:
+        """docs/strategies.md shows the example strategy line for line."""
+        docs = (EXAMPLES.parent / "docs" / "strategies.md").read_text()
+        section = docs.split("## Write your own strategy", 1)[1]
+        shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+        example = (EXAMPLES / "custom_strategy.py").read_text()
+        cls = shown[shown.index("@attrs.frozen") :]
+        assert cls in example
+        assert len(cls.splitlines()) < 60

@@ -298,9 +298,10 @@ class TestStorageAndRecords:
 
     async def test_storage_failure_leaves_no_pointing_record(self, clock: FakeClock) -> None:
         """A failed put raises StorageError; the record is failed and has no key."""
-        gen = ImageGenerator(providers=[instant("a")], storage=FailingStorage(), clock=clock)
         rec = EventRecorder()
-        gen._hooks = (rec,)
+        gen = ImageGenerator(
+            providers=[instant("a")], storage=FailingStorage(), hooks=[rec], clock=clock
+        )
         with pytest.raises(StorageError):
             await gen.generate("x")
         generation_id = rec.events[0].generation_id

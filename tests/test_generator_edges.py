@@ -129,7 +129,7 @@ class NoFinalRecord(MemoryState):
 
 class TestOddProviders:
     async def test_provider_raising_invalid_request(self, clock: FakeClock) -> None:
-        """A provider's own InvalidRequest fails its attempt as a bad request, not counted."""
+        """A provider's own InvalidRequest fails its attempt as itself: not retried, not counted."""
         gen = ImageGenerator(
             providers=[Picky(), instant("b", tier=1)],
             breaker=CircuitBreaker(failure_threshold=1),
@@ -137,10 +137,12 @@ class TestOddProviders:
         )
         result = await gen.generate("x")
         assert result.provider == "b"
-        error = result.attempts[0].error
-        assert isinstance(error, ProviderError)
-        assert (error.status, error.retryable) == (400, False)
+        picky = result.attempts[0]
+        assert isinstance(picky.error, InvalidRequest)
+        assert picky.tries == 1
         assert await gen.breaker_for("picky").state() == "closed"
+        [row] = await gen.stats(provider="picky")
+        assert row.failures_by_kind == {"InvalidRequest": 1}
 
     async def test_provider_returning_the_wrong_type(
         self, clock: FakeClock, caplog: pytest.LogCaptureFixture

@@ -117,8 +117,8 @@ class TestLifecycle:
         assert stored.result is not None
         assert stored.result.data is None
         assert stored.result.id == local.result.id
-        assert not gen._local_jobs
-        assert not gen._job_done
+        assert not gen._jobs._local
+        assert not gen._jobs._done
 
     async def test_unknown_jobs(self, clock: FakeClock) -> None:
         """job() of an unknown id is None; wait() raises InvalidRequest naming job_id."""

@@ -18,11 +18,17 @@ from typing import Any, NoReturn, TextIO
 
 import anyio
 
-from ._errors import AllProvidersFailed, CircuitOpen, ImageGenError, InvalidConfig, InvalidRequest
-from ._generator import ImageGenerator
-from ._models import Event, ImageRequest
-from ._settings import changes_from_json
-from .storage import LocalStorage
+from . import (
+    AllProvidersFailed,
+    CircuitOpen,
+    Event,
+    ImageGenerator,
+    ImageGenError,
+    ImageRequest,
+    InvalidConfig,
+    InvalidRequest,
+    LocalStorage,
+)
 
 __all__ = ["main"]
 
@@ -242,7 +248,7 @@ async def _config(args: argparse.Namespace, out: TextIO) -> int:
     async with ImageGenerator.from_env() as gen:
         await gen.refresh_config()  # the settings other processes published
         if args.action == "set":
-            gen.configure(**changes_from_json(_parse_settings(args.settings)))
+            gen.update_settings(_parse_settings(args.settings))
             await gen.publish_config()
         print(json.dumps(gen.settings(), indent=2), file=out)
     return 0

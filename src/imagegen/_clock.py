@@ -6,13 +6,14 @@ so tests can drive them with :class:`imagegen.testing.FakeClock` and never sleep
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "utc_now"]
 
 
 @runtime_checkable
@@ -61,3 +62,8 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+def utc_now(clock: Clock) -> dt.datetime:
+    """``clock.time()`` as an aware UTC datetime (records, statistics days)."""
+    return dt.datetime.fromtimestamp(clock.time(), tz=dt.UTC)

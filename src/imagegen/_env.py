@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._config import NAMESPACE_RULE
 from ._errors import InvalidConfig
-from ._generator import NAMESPACE_RULE
 from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
 from .state import RedisState, SQLiteState, StateBackend
 from .storage import LocalStorage, R2Storage, Storage, r2_client

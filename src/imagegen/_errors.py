@@ -14,14 +14,21 @@ Every error carries structured fields; nothing needs its message parsed::
     │   └── ContentRejected                  not retryable, not a breaker failure
     ├── CircuitOpen                          .attempts .generation_id
     ├── AllProvidersFailed                   .attempts .generation_id
+    ├── GenerationCancelled                  the caller cancelled it (records)
+    ├── JobCancelled                         the generator closed before the job ended
+    ├── JobLost                              the job's process stopped
+    ├── JobTimeout (also TimeoutError)       wait() ran out of time; the job goes on
     ├── StorageError
     └── WebhookVerificationError
+
+    InvalidRequest ← UnknownJob (.field "job_id")
+    InvalidConfig  ← UnknownProvider (.field), NotRunning (.field)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from ._models import Attempt
@@ -30,9 +37,14 @@ __all__ = [
     "AllProvidersFailed",
     "CircuitOpen",
     "ContentRejected",
+    "GenerationCancelled",
     "ImageGenError",
     "InvalidConfig",
     "InvalidRequest",
+    "JobCancelled",
+    "JobLost",
+    "JobTimeout",
+    "NotRunning",
     "ProviderAuthError",
     "ProviderError",
     "ProviderQuotaExceeded",
@@ -40,15 +52,32 @@ __all__ = [
     "ProviderTimeout",
     "ProviderUnavailable",
     "StorageError",
+    "UnknownJob",
+    "UnknownProvider",
     "WebhookVerificationError",
 ]
 
+_E = TypeVar("_E", bound="ImageGenError")
 
-def _rebuild(cls: type[ImageGenError], message: str, state: dict[str, Any]) -> ImageGenError:
+
+def _rebuild(cls: type[_E], message: str, state: dict[str, Any]) -> _E:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)
     return error
+
+
+def with_fields(error: _E, **changes: Any) -> _E:
+    """A new error of ``error``'s class and message with ``changes`` to its fields.
+
+    Errors are built with their final values and never changed afterwards (they
+    may already sit in an attempt, a record or another task's hands): a caller
+    that knows more (the provider's name, that a retry would bill twice) makes a
+    new one. The original stays reachable as ``__cause__``.
+    """
+    fresh = _rebuild(type(error), str(error), {**error.__dict__, **changes})
+    fresh.__cause__ = error.__cause__ or error
+    return fresh
 
 
 class ImageGenError(Exception):
@@ -193,7 +222,9 @@ class ContentRejected(ProviderError):
     default_retryable = False
 
 
-class _AttemptsError(ImageGenError):
+class AttemptsError(ImageGenError):
+    """Base of the errors that carry a generation's attempts."""
+
     def __init__(
         self,
         message: str,
@@ -213,11 +244,11 @@ class _AttemptsError(ImageGenError):
         }
 
 
-class CircuitOpen(_AttemptsError):
+class CircuitOpen(AttemptsError):
     """Every eligible provider's breaker was open and there was no default image."""
 
 
-class AllProvidersFailed(_AttemptsError):
+class AllProvidersFailed(AttemptsError):
     """Every provider was tried and failed; ``attempts`` says why, one entry per provider."""
 
 
@@ -229,7 +260,45 @@ class WebhookVerificationError(ImageGenError):
     """A webhook's signature was missing, wrong or stale."""
 
 
-_BY_KIND: dict[str, type[ImageGenError]] = {
+class GenerationCancelled(ImageGenError):
+    """The caller cancelled the generation; its record says so."""
+
+
+class JobCancelled(ImageGenError):
+    """The generator was closed before the background job ended."""
+
+
+class JobLost(ImageGenError):
+    """The process running the job stopped before it ended (read from shared state)."""
+
+
+class JobTimeout(ImageGenError, TimeoutError):
+    """``wait()`` ran out of time; the job itself goes on."""
+
+
+class UnknownJob(InvalidRequest):
+    """No job has this id (never submitted, or expired from the state backend)."""
+
+    def __init__(self, message: str, *, field: str = "job_id") -> None:
+        super().__init__(message, field=field)
+
+
+class UnknownProvider(InvalidConfig):
+    """No provider of this generator has that name (or none that takes webhooks)."""
+
+    def __init__(self, message: str, *, field: str = "provider") -> None:
+        super().__init__(message, field=field)
+
+
+class NotRunning(InvalidConfig):
+    """The generator is not running: background work needs ``async with``, or it was closed."""
+
+    def __init__(self, message: str, *, field: str = "generator") -> None:
+        super().__init__(message, field=field)
+
+
+#: Every error class by name, for rebuilding stored errors.
+BY_KIND: dict[str, type[ImageGenError]] = {
     cls.__name__: cls
     for cls in (
         ImageGenError,
@@ -244,29 +313,14 @@ _BY_KIND: dict[str, type[ImageGenError]] = {
         ContentRejected,
         CircuitOpen,
         AllProvidersFailed,
+        GenerationCancelled,
+        JobCancelled,
+        JobLost,
+        JobTimeout,
+        UnknownJob,
+        UnknownProvider,
+        NotRunning,
         StorageError,
         WebhookVerificationError,
     )
 }
-
-
-def error_from_dict(data: Mapping[str, Any]) -> ImageGenError:
-    """Rebuild an error stored with :meth:`ImageGenError.to_dict` (records, jobs)."""
-    cls = _BY_KIND.get(str(data.get("kind")), ImageGenError)
-    message = str(data.get("message", ""))
-    if issubclass(cls, ProviderError):
-        return cls(
-            message,
-            provider=data.get("provider"),
-            status=data.get("status"),
-            retry_after=data.get("retry_after"),
-            retryable=data.get("retryable"),
-        )
-    if issubclass(cls, InvalidRequest | InvalidConfig):
-        return cls(message, field=str(data.get("field", "")))
-    if issubclass(cls, _AttemptsError):
-        from ._models import Attempt  # noqa: PLC0415 - _models imports this module
-
-        attempts = tuple(Attempt.from_dict(a) for a in data.get("attempts", ()))
-        return cls(message, attempts=attempts, generation_id=data.get("generation_id"))
-    return cls(message)

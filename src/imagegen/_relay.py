@@ -20,7 +20,7 @@ from typing import Any, Final
 import anyio
 
 from ._clock import Clock
-from .providers import WebhookDelivery
+from .providers import ProviderContext, WebhookDelivery, WebhookReceiver
 from .state import StateBackend
 
 __all__ = ["WebhookRelay"]
@@ -30,6 +30,7 @@ logger = logging.getLogger("imagegen")
 RELAY_INTERVAL: Final = 1.0  # seconds between looks at the backend for a parked delivery
 _ANNOUNCE_MARGIN: Final = 60.0  # an announcement outlives one wait by this much
 _PARKED_TTL: Final = 3600.0  # a parked delivery is kept this long at most
+WEBHOOK_TOLERANCE: Final = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
 
 
 class _Waiter:
@@ -88,6 +89,33 @@ class WebhookRelay:
         await self._state.delete(key)
         payload: Mapping[str, Any] = json.loads(raw)
         return payload
+
+    async def receive(
+        self,
+        provider: str,
+        receiver: WebhookReceiver,
+        headers: Mapping[str, str],
+        body: bytes,
+        ctx: ProviderContext,
+        params: Mapping[str, str],
+    ) -> str:
+        """Verify one delivery with its provider, drop replays, route it; what became of it.
+
+        Raises:
+            WebhookVerificationError: Missing, wrong or stale signature or token.
+        """
+        delivery = await receiver.receive_webhook(
+            headers, body, ctx, now=self._clock.time(), params=dict(params)
+        )
+        # Remember each delivery for twice the signature tolerance: a replay inside the
+        # window is caught here, and one outside it fails the timestamp check.
+        fresh = await self._state.set_if_absent(
+            f"{self._prefix}webhook:{provider}:{delivery.id}", b"1", ttl=2 * WEBHOOK_TOLERANCE
+        )
+        outcome = await self.route(provider, delivery) if fresh else "replay"
+        level = logging.DEBUG if outcome in ("local", "parked") else logging.INFO
+        logger.log(level, "webhook %s from %s: %s", delivery.id, provider, outcome)
+        return outcome
 
     async def route(self, provider: str, delivery: WebhookDelivery) -> str:
         """Hand a verified, fresh delivery on; says where it went (for the log).

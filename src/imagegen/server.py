@@ -46,21 +46,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._errors import (
+from . import (
     AllProvidersFailed,
     CircuitOpen,
     ImageGenError,
     InvalidConfig,
     InvalidRequest,
+    JobTimeout,
+    NotRunning,
+    ProviderDayStats,
     ProviderError,
     StorageError,
+    UnknownJob,
+    UnknownProvider,
     WebhookVerificationError,
 )
-from ._models import ProviderDayStats
-from ._settings import changes_from_json
 
 if TYPE_CHECKING:
-    from ._generator import ImageGenerator
+    from . import ImageGenerator
 
 __all__ = ["create_app"]
 
@@ -132,34 +135,52 @@ def _invalid(field: str, message: str) -> _Problem:
     return _Problem(422, message, errors=[{"field": field, "message": message}])
 
 
-def _problem_for(error: ImageGenError) -> _Problem:
-    """The problem answering an imagegen error.
+#: HTTP status by error class, the first match wins (specific classes before their bases).
+_STATUS: tuple[tuple[type[ImageGenError], int], ...] = (
+    (UnknownJob, 404),
+    (UnknownProvider, 404),
+    (NotRunning, 503),
+    (InvalidRequest, 422),
+    (InvalidConfig, 422),
+    (AllProvidersFailed, 502),
+    (CircuitOpen, 502),
+    (ProviderError, 502),
+    (StorageError, 503),
+    (JobTimeout, 504),
+    (WebhookVerificationError, 401),
+)
 
-    ``InvalidRequest``/``InvalidConfig`` → 422 with ``errors``;
+
+def _status_of(error: ImageGenError) -> int:
+    return next((status for cls, status in _STATUS if isinstance(error, cls)), 500)
+
+
+def _problem_for(error: ImageGenError) -> _Problem:
+    """The problem answering an imagegen error, its status chosen by class (``_STATUS``).
+
+    ``InvalidRequest``/``InvalidConfig`` → 422 with ``errors``; an unknown job or
+    provider → 404; a generator that runs no jobs → 503;
     ``AllProvidersFailed``/``CircuitOpen`` and other provider errors → 502 (with the
     attempts); ``StorageError`` → 503; ``WebhookVerificationError`` → 401; anything
     else → 500.
     """
     kind = error.kind
-    if isinstance(error, InvalidRequest | InvalidConfig):
+    status = _status_of(error)
+    if status == 422 and isinstance(error, InvalidRequest | InvalidConfig):
         problem = _invalid(error.field, str(error))
         problem.extras["kind"] = kind
         return problem
     if isinstance(error, AllProvidersFailed | CircuitOpen):
         return _Problem(
-            502,
+            status,
             str(error),
             kind=kind,
             generation_id=error.generation_id,
             attempts=[a.to_dict() for a in error.attempts],
         )
     if isinstance(error, ProviderError):
-        return _Problem(502, str(error), kind=kind, provider=error.provider)
-    if isinstance(error, StorageError):
-        return _Problem(503, str(error), kind=kind)
-    if isinstance(error, WebhookVerificationError):
-        return _Problem(401, str(error), kind=kind)
-    return _Problem(500, str(error), kind=kind)
+        return _Problem(status, str(error), kind=kind, provider=error.provider)
+    return _Problem(status, str(error), kind=kind)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -319,9 +340,7 @@ def create_app(
         if run_async:
             try:
                 job_id = await generator.submit(prompt, **fields)
-            except InvalidConfig as exc:
-                if exc.field != "submit":
-                    raise
+            except NotRunning:
                 raise _Problem(503, "this server does not run asynchronous jobs") from None
             job = await generator.job(job_id)
             status = job.status if job is not None else "pending"
@@ -352,14 +371,9 @@ def create_app(
         """A vendor's callback, verified by the provider."""
         provider = request.path_params["provider"]
         body = await _read_body(request, max_body_bytes)
-        try:
-            await generator.handle_webhook(
-                provider, request.headers, body, params=dict(request.query_params)
-            )
-        except InvalidConfig as exc:
-            if exc.field != "provider":
-                raise
-            raise _Problem(404, str(exc)) from None
+        await generator.handle_webhook(
+            provider, request.headers, body, params=dict(request.query_params)
+        )
         return Response(status_code=204)
 
     async def admin_status(_: Request) -> Response:
@@ -425,10 +439,7 @@ def create_app(
         reason = data.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise _invalid("reason", "reason must be a string")
-        try:
-            breaker = generator.breaker_for(name)
-        except InvalidConfig:
-            raise _Problem(404, f"no provider is named {name!r}") from None
+        breaker = generator.breaker_for(name)
         if action == "open":
             await breaker.force_open(reason or "forced open by an admin")
         elif action == "close":
@@ -441,7 +452,7 @@ def create_app(
     async def admin_config(request: Request) -> Response:
         """Change settings at run time; a bad change is refused whole."""
         data = await _read_json_object(request, max_body_bytes)
-        generator.configure(**changes_from_json(data))
+        generator.update_settings(data)
         await generator.publish_config()
         return JSONResponse(_config_dict(generator))
 

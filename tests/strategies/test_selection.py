@@ -15,7 +15,7 @@ from imagegen import (
     Race,
     Retry,
 )
-from imagegen.strategies._selection import HedgeBudget, LatencyWindow
+from imagegen.strategies import HedgeBudget, LatencyWindow
 from imagegen.testing import EventRecorder, FakeClock, failing, hanging, instant, slow
 
 pytestmark = pytest.mark.anyio

@@ -123,6 +123,13 @@ class Placeholder(Provider):
     name = "placeholder"
     paid = False
 
+    @staticmethod
+    def render(
+        prompt: str, width: int, height: int, seed: int | None = None, *, muted: bool = False
+    ) -> bytes:
+        """The PNG :meth:`generate` returns, as bytes; ``muted`` is the default image's look."""
+        return render_placeholder(prompt, width, height, seed, muted=muted)
+
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)
         return ProviderImage(

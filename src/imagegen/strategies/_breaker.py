@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from .._clock import Clock
-from .._errors import ContentRejected, InvalidConfig, ProviderError
+from .._errors import ContentRejected, ImageGenError, InvalidConfig, ProviderError
 from .._models import Event
 from ..state import StateBackend
 
@@ -77,9 +77,12 @@ class CircuitBreaker:
     minimum_calls: int = attrs.field(default=20, validator=_at_least_one)
 
     @staticmethod
-    def counts(error: ProviderError) -> bool:
-        """Whether ``error`` says something about the provider's health."""
-        if isinstance(error, ContentRejected):
+    def counts(error: ImageGenError) -> bool:
+        """Whether ``error`` says something about the provider's health.
+
+        Only provider errors do; a request the provider refused as invalid does not.
+        """
+        if not isinstance(error, ProviderError) or isinstance(error, ContentRejected):
             return False
         status = error.status
         return not (
@@ -238,7 +241,7 @@ class ProviderBreaker:
                 settings, reason="trial call succeeded", previous=self._effective(data)
             )
 
-    async def record_failure(self, error: ProviderError) -> None:
+    async def record_failure(self, error: ImageGenError) -> None:
         """A call failed: count it if it says something about health; maybe open."""
         settings = self._settings()
         data = await self._load()
@@ -252,6 +255,7 @@ class ProviderBreaker:
                     settings, reason=f"trial call answered ({error.kind})", previous=previous
                 )
             return
+        assert isinstance(error, ProviderError)  # noqa: S101 - counts() said so
         if previous == "half_open":
             await self._open(settings, error, failures=data.get("failures", 1), previous=previous)
             return

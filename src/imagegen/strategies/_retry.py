@@ -1,15 +1,33 @@
-"""How often, and how long apart, to call one provider again."""
+"""How often, and how long apart, to call one provider again: :class:`Retry` and its loop."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from .._errors import InvalidConfig, ProviderError
+from .._errors import ImageGenError, InvalidConfig, ProviderError
+
+if TYPE_CHECKING:
+    from .._clock import Clock
 
 __all__ = ["Retry"]
+
+_T = TypeVar("_T")
+
+
+def _retryable(error: ImageGenError) -> bool:
+    return isinstance(error, ProviderError) and error.retryable
+
+
+async def _no_hook(_tries: int, _delay: float, _error: ImageGenError) -> None:
+    return None
+
+
+async def _go_on() -> bool:
+    return True
 
 
 def _positive_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -55,9 +73,57 @@ class Retry:
                 f"multiplier must be >= 1 (got {self.multiplier!r})", field="multiplier"
             )
 
-    def should_retry(self, error: ProviderError, tries: int) -> bool:
+    def should_retry(self, error: ImageGenError, tries: int) -> bool:
         """Whether a call that failed with ``error`` after ``tries`` calls gets another."""
-        return error.retryable and tries < self.attempts
+        return tries < self.attempts and _retryable(error)
+
+    async def run(
+        self,
+        call: Callable[[int], Awaitable[_T]],
+        *,
+        clock: Clock,
+        deadline: float,
+        retryable: Callable[[ImageGenError], bool] = _retryable,
+        before_sleep: Callable[[int, float, ImageGenError], Awaitable[None]] = _no_hook,
+        after_sleep: Callable[[], Awaitable[bool]] = _go_on,
+    ) -> _T:
+        """Await ``call(try_number)`` until it returns, retrying the errors worth it.
+
+        ``call`` raises an :class:`~imagegen.ImageGenError` to fail a try. A failure
+        is retried when ``retryable(error)`` says so (default: a retryable
+        :class:`~imagegen.ProviderError`), fewer than ``attempts`` tries were made,
+        and the backoff (or the error's ``retry_after``) ends before ``deadline``;
+        otherwise the last error is raised, and the time goes to whoever is next.
+
+        Args:
+            call: One try; gets its number (1 for the first).
+            clock: Where to read the time and sleep.
+            deadline: No try starts after it (on ``clock.monotonic()``).
+            retryable: Whether an error is worth another try.
+            before_sleep: Told ``(tries, delay, error)`` before each backoff.
+            after_sleep: Asked after each backoff whether to try again after all
+                (say, the provider's breaker opened meanwhile); False raises the
+                last error.
+
+        Raises:
+            ImageGenError: The last try's error, when no further try is made.
+        """
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await call(tries)
+            except ImageGenError as error:
+                if tries >= self.attempts or not retryable(error):
+                    raise
+                retry_after = error.retry_after if isinstance(error, ProviderError) else None
+                delay = self.backoff(tries, retry_after)
+                if clock.monotonic() + delay >= deadline:
+                    raise
+                await before_sleep(tries, delay, error)
+                await clock.sleep(delay)
+                if not await after_sleep():
+                    raise
 
     def backoff(
         self,

@@ -1,206 +1,223 @@
-"""Which providers of a tier to call, and when: Race, Hedge, Fallback.
+"""The extension point for choosing providers inside a tier: :class:`Selection` and :class:`Tier`.
 
-All three are one policy with a different launch delay. Candidates start in
-priority order; the next one starts as soon as a running one has failed, or,
-when the strategy gives a delay, once that delay has passed since the last
-start. The first success wins and the rest are cancelled. ``Race`` starts the
-next at once, ``Fallback`` never early, and ``Hedge`` after a fixed or learned
-delay, within a budget of extra calls.
+A selection decides how one tier's providers are launched and when the next one
+starts; the generator hands it a :class:`Tier` for each generation, which runs
+one provider (breaker, retry, deadline, bookkeeping included) when asked. The
+built-ins are small subclasses: Race, Hedge and Fallback. A user's subclass
+passed as ``strategy=`` works the same way; its ``kind`` names it in the
+settings JSON (``{"kind": "...", ...fields}``) once its module is imported.
 """
 
 from __future__ import annotations
 
-import math
+import abc
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import attrs
 
-from .._clock import Clock
 from .._errors import InvalidConfig
 
-__all__ = ["Fallback", "Hedge", "HedgeBudget", "LatencyWindow", "Race", "Selection", "staggered"]
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from ..providers import Provider
+    from ._hedge import HedgeBudget
+    from ._latency import LatencyWindow
 
-_T = TypeVar("_T")
-_C = TypeVar("_C")
-
-
-@attrs.frozen
-class Race:
-    """Call every provider of the tier at once; the first success wins, the rest are cancelled."""
-
-    def launch_delay(self, _latencies: LatencyWindow) -> float | None:
-        """Start the next provider at once."""
-        return 0.0
+__all__ = ["Selection", "Tier", "selection_kinds"]
 
 
-@attrs.frozen
-class Fallback:
-    """Call providers one after another, in priority order, until one succeeds."""
-
-    def launch_delay(self, _latencies: LatencyWindow) -> float | None:
-        """Start the next provider only when the running one has failed."""
-        return None
+def _at_once(_: Provider) -> float | None:
+    return 0.0
 
 
-def _check_hedge_delay(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
-    if value is not None and (
-        not isinstance(value, int | float) or isinstance(value, bool) or value < 0
-    ):
-        raise InvalidConfig(
-            f"delay must be None or seconds >= 0 (got {value!r})", field=attribute.name
-        )
+def _always() -> bool:
+    return True
 
 
-def _check_fraction(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise InvalidConfig(
-            f"{attribute.name} must be between 0 and 1 (got {value!r})", field=attribute.name
-        )
+class Tier(abc.ABC):
+    """One tier's providers for one generation, as a :class:`Selection` sees them.
 
-
-def _check_positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise InvalidConfig(f"{attribute.name} must be > 0 (got {value!r})", field=attribute.name)
-
-
-@attrs.frozen(kw_only=True)
-class Hedge:
-    """Call the best provider; call the next too if no answer comes within ``delay``.
-
-    Args:
-        delay: Seconds to wait before hedging, or None to learn it: the
-            ``quantile`` of the running provider's recent successful latencies
-            (``initial_delay`` until ``min_samples`` are known).
-        budget: At most this fraction of extra calls per generation over the
-            last ``window`` seconds, so a slow spell cannot turn hedging into a
-            full race. With 0.1, one hedge per ten generations.
-        window: The sliding window of the budget, seconds.
-        quantile: Which latency quantile a learned delay uses.
-        min_samples: Latencies needed before the delay is learned.
-        initial_delay: The delay until then.
+    The generator makes it; a selection calls :meth:`attempt` (one provider) or
+    :meth:`run` (several, staggered) and returns. The first provider that delivers
+    wins: :meth:`attempt` answers True for it, and the generator stores its image.
     """
 
-    delay: float | None = attrs.field(default=None, validator=_check_hedge_delay)
-    budget: float = attrs.field(default=0.1, validator=_check_fraction)
-    window: float = attrs.field(default=60.0, validator=_check_positive)
-    quantile: float = attrs.field(default=0.9, validator=_check_fraction)
-    min_samples: int = 5
-    initial_delay: float = attrs.field(default=2.0, validator=_check_positive)
+    @property
+    @abc.abstractmethod
+    def providers(self) -> tuple[Provider, ...]:
+        """The tier's providers whose breakers let a call through, in priority order."""
 
-    def launch_delay(self, latencies: LatencyWindow) -> float | None:
-        """The fixed delay, or the learned one from ``latencies``."""
-        if self.delay is not None:
-            return self.delay
-        learned = latencies.quantile(self.quantile, min_samples=self.min_samples)
-        return self.initial_delay if learned is None else learned
+    @property
+    @abc.abstractmethod
+    def clock(self) -> Clock:
+        """The generator's clock: read deadlines and sleep on it, never on the wall."""
 
+    @property
+    @abc.abstractmethod
+    def budget(self) -> HedgeBudget:
+        """The generator's budget of extra (hedged) calls, shared by its generations."""
 
-Selection = Race | Hedge | Fallback
+    @abc.abstractmethod
+    def share(self, stages: int = 1) -> float:
+        """The deadline of the next ``stages`` stages of this tier, on ``clock.monotonic()``.
 
+        The time left is divided fairly between these stages and the stages of the
+        tiers after this one, so a slow provider cannot eat a fallback's time. A tier
+        run as one stage (raced, hedged) asks for ``share(1)``; a chain of ``n``
+        providers gives the first ``share(n)``, the next ``share(n - 1)`` and so on.
+        """
 
-class LatencyWindow:
-    """The last ``size`` successful call latencies of one provider."""
+    @abc.abstractmethod
+    def latency(self, provider: Provider) -> LatencyWindow:
+        """Recent latencies of ``provider`` in this generator (successes; lost hedges too)."""
 
-    def __init__(self, size: int = 100) -> None:
-        self._samples: deque[float] = deque(maxlen=size)
+    @abc.abstractmethod
+    async def attempt(self, provider: Provider, *, deadline: float) -> bool:
+        """Call ``provider`` (retried, breaker-gated) until ``deadline``; True when it won.
 
-    def add(self, seconds: float) -> None:
-        """Remember one latency."""
-        self._samples.append(seconds)
+        Never raises but for cancellation: a failure is recorded in the generation's
+        attempts and answers False. Cancelling it (another provider won) cancels the
+        provider's remote work too.
+        """
 
-    def quantile(self, q: float, *, min_samples: int = 1) -> float | None:
-        """The ``q`` quantile (nearest rank), or None with fewer than ``min_samples``."""
-        if len(self._samples) < max(1, min_samples):
-            return None
-        ordered = sorted(self._samples)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    async def run(
+        self,
+        providers: Sequence[Provider] | None = None,
+        *,
+        deadline: float | None = None,
+        launch_delay: Callable[[Provider], float | None] = _at_once,
+        may_launch: Callable[[], bool] = _always,
+    ) -> bool:
+        """Start ``providers`` (default: all) in order, staggered; the first success wins.
 
+        After starting one, the next starts as soon as a running one has failed, or
+        once ``launch_delay(started)`` seconds have passed (0: at once; None: only
+        after a failure). A start due to a delay, not a failure, asks
+        ``may_launch()`` first, and again after each further delay while it says no.
+        When one wins, the others are cancelled.
 
-class HedgeBudget:
-    """Counts generations and hedged calls over a sliding window."""
+        Args:
+            providers: Who to start, in order.
+            deadline: When every call must end; default ``share(1)``.
+            launch_delay: Seconds after a start before the next one starts regardless.
+            may_launch: Whether a delay-triggered (extra) start may happen now.
 
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._generations: deque[float] = deque()
-        self._extras: deque[float] = deque()
-
-    def _prune(self, window: float) -> float:
-        now = self._clock.monotonic()
-        for queue in (self._generations, self._extras):
-            while queue and queue[0] <= now - window:
-                queue.popleft()
-        return now
-
-    def record_generation(self, window: float) -> None:
-        """Count one generation that may hedge."""
-        self._generations.append(self._prune(window))
-
-    def try_spend(self, fraction: float, window: float) -> bool:
-        """Take one extra call if that keeps extras within ``fraction`` of generations."""
-        now = self._prune(window)
-        if len(self._extras) + 1 > fraction * len(self._generations):
+        Returns:
+            Whether a provider won.
+        """
+        candidates = self.providers if providers is None else tuple(providers)
+        if not candidates:
             return False
-        self._extras.append(now)
-        return True
+        until = self.share(1) if deadline is None else deadline
+        if len(candidates) == 1:
+            # Nothing to race against: skip the task group.
+            return await self.attempt(candidates[0], deadline=until)
+        won = False
+        failures = 0
+        wake = anyio.Event()
+        clock = self.clock
 
+        async with anyio.create_task_group() as tg:
 
-async def staggered(
-    candidates: Sequence[_C],
-    attempt: Callable[[_C], Awaitable[_T | None]],
-    *,
-    launch_delay: Callable[[_C], float | None],
-    may_hedge: Callable[[], bool],
-    clock: Clock,
-) -> _T | None:
-    """Run ``attempt`` over ``candidates`` with staggered starts; the first non-None wins.
-
-    ``attempt`` returns None on failure (it records why itself). ``launch_delay``
-    gives, for the provider just started, how long before starting the next one
-    regardless (0: at once; None: only after a failure). ``may_hedge`` is asked
-    before each start that a delay (not a failure) triggers, and again after each
-    further delay while it says no.
-    """
-    if len(candidates) == 1:
-        # Nothing to race against: skip the task group.
-        return await attempt(candidates[0])
-    winner: list[_T] = []
-    failures = 0
-    wake = anyio.Event()
-
-    async with anyio.create_task_group() as tg:
-
-        async def run(candidate: _C) -> None:
-            nonlocal failures
-            result = await attempt(candidate)
-            if result is not None:
-                if not winner:
-                    winner.append(result)
+            async def call(provider: Provider) -> None:
+                nonlocal won, failures
+                if await self.attempt(provider, deadline=until):
+                    won = True
                     tg.cancel_scope.cancel()
-                return
-            failures += 1
-            wake.set()
+                    return
+                failures += 1
+                wake.set()
 
-        for index, candidate in enumerate(candidates):
-            seen = failures
-            tg.start_soon(run, candidate)
-            if index == len(candidates) - 1:
-                break
-            delay = launch_delay(candidate)
-            if delay == 0:
-                continue
-            # Wait for a failure among the running calls, or for the hedge delay.
-            while failures == seen:
-                wake = anyio.Event()
-                if delay is None:
-                    await wake.wait()
-                    continue
-                with clock.deadline_scope(clock.monotonic() + delay) as scope:
-                    await wake.wait()
-                if scope.cancelled_caught and may_hedge():
+            for index, provider in enumerate(candidates):
+                seen = failures
+                tg.start_soon(call, provider)
+                if index == len(candidates) - 1:
                     break
-                # Out of budget for now: ask again one delay later, so that a call still
-                # running then (one of the slowest) gets its hedge once there is room.
-    return winner[0] if winner else None
+                delay = launch_delay(provider)
+                if delay == 0:
+                    continue
+                # Wait for a failure among the running calls, or for the delay.
+                while failures == seen:
+                    wake = anyio.Event()
+                    if delay is None:
+                        await wake.wait()
+                        continue
+                    with clock.deadline_scope(clock.monotonic() + delay) as scope:
+                        await wake.wait()
+                    if scope.cancelled_caught and may_launch():
+                        break
+                    # Not allowed yet: ask again one delay later, so that a call still
+                    # running then (one of the slowest) gets its extra start once allowed.
+        return won
+
+
+class Selection(abc.ABC):
+    """How a tier's providers are launched: subclass it and write :meth:`select`.
+
+    A selection is a value: configure it in ``__init__`` (frozen attrs classes
+    are the easy way) and keep what it learns in the :class:`Tier` it is given
+    (latencies, the extra-call budget), never on itself, so one instance can be
+    shared by generators and swapped by ``configure()`` at any time.
+
+    ``kind`` names the class in the settings JSON (default: the class name in
+    lower case); for attrs classes the fields travel too, so
+    ``PATCH /admin/config`` and shared settings can choose a user's selection in
+    every process that has imported it.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("kind"):
+            cls.kind = cls.__name__.lower()
+
+    @abc.abstractmethod
+    async def select(self, tier: Tier) -> None:
+        """Call the tier's providers until one wins or there is nothing left to try."""
+
+    def stages(self, providers: int) -> int:
+        """How many shares of the deadline a tier of ``providers`` takes (1: all at once)."""
+        return 1
+
+    def lost(self, tier: Tier, provider: Provider, elapsed: float) -> None:  # noqa: B027
+        """Learn from a call that was cut off after ``elapsed`` seconds because another won.
+
+        The default learns nothing; :class:`Hedge` counts it as a latency of at
+        least ``elapsed`` (the slow calls are the ones that lose).
+        """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings JSON of this selection: ``kind`` and, for attrs classes, its fields."""
+        fields = attrs.asdict(self) if attrs.has(type(self)) else {}  # type: ignore[arg-type]
+        return {"kind": self.kind, **fields}
+
+
+def selection_kinds() -> dict[str, type[Selection]]:
+    """Every concrete :class:`Selection` subclass imported so far, by ``kind``.
+
+    Raises:
+        InvalidConfig: Two classes share one ``kind`` (set ``kind`` on one of them).
+    """
+    found: dict[str, type[Selection]] = {}
+    pending = deque(Selection.__subclasses__())
+    while pending:
+        cls = pending.popleft()
+        pending.extend(cls.__subclasses__())
+        if getattr(cls, "__abstractmethods__", None):
+            continue
+        other = found.setdefault(cls.kind, cls)
+        if (other.__module__, other.__qualname__) == (cls.__module__, cls.__qualname__):
+            # attrs' slotted classes replace the class they were made from, which may
+            # linger among the subclasses until collected: the later one is the real one.
+            found[cls.kind] = cls
+        elif other is not cls:
+            raise InvalidConfig(
+                f"two Selection classes have kind {cls.kind!r} ({other.__qualname__} and "
+                f"{cls.__qualname__}); give one of them its own `kind`",
+                field="strategy.kind",
+            )
+    return found

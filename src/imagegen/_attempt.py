@@ -1,0 +1,212 @@
+"""One provider's part in one generation: its tries, their bookkeeping, and its clean-up.
+
+The retry loop is :meth:`Retry.run`'s; the breaker is asked between tries and told
+every outcome; a call that may have created billable work is never retried (a
+retry would create, and bill, a second one) and its work is cancelled when the
+attempt does not use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+import attrs
+
+from ._cancel import is_cancellation
+from ._errors import ImageGenError, ProviderError, ProviderTimeout, with_fields
+from ._generation import Generation
+from ._models import Attempt, AttemptOutcome
+from ._output import Output, call_provider
+from ._runtime import Runtime
+from .providers import Provider, ProviderContext
+from .strategies import ProviderBreaker, Retry
+
+__all__ = ["ProviderAttempt"]
+
+logger = logging.getLogger("imagegen")
+
+
+def _named(error: ImageGenError, provider: str) -> ImageGenError:
+    """``error`` naming ``provider`` when the provider left its name out."""
+    if isinstance(error, ProviderError) and error.provider is None:
+        return with_fields(error, provider=provider)
+    return error
+
+
+@attrs.define(kw_only=True, eq=False)
+class ProviderAttempt:
+    """Call one provider, retried per ``retry``, until ``deadline``; :meth:`run` it once.
+
+    Args:
+        rt: The generator's services.
+        gen: The generation it serves (its attempts list gets this attempt).
+        provider: Who to call.
+        retry: The retry policy.
+        breaker: The provider's breaker.
+        deadline: When the attempt must end (its stage's share of the time).
+        on_lost: Told the seconds a call had run when another provider won.
+    """
+
+    rt: Runtime
+    gen: Generation
+    provider: Provider
+    retry: Retry
+    breaker: ProviderBreaker
+    deadline: float
+    on_lost: Callable[[float], None]
+    _tries: int = 0
+    _billed: int = 0  # tries of a paid provider that made an image or remote work
+    _in_flight: bool = False
+    _waiting: bool = False  # for a call slot
+    _ctx: ProviderContext | None = None
+    _try_start: float = 0.0
+
+    async def run(self) -> Output | None:
+        """The provider's image, or None when it failed (the attempt records why)."""
+        clock = self.rt.clock
+        begun = clock.monotonic()
+        try:
+            output = await self.retry.run(
+                self._try,
+                clock=clock,
+                deadline=self.deadline,
+                before_sleep=self._retry_scheduled,
+                after_sleep=self.breaker.allow,
+            )
+        except ImageGenError as error:
+            await self._done("error", error, begun)
+            return None
+        except BaseException as exc:
+            if not is_cancellation(exc):
+                raise
+            with anyio.CancelScope(shield=True):
+                await self._abandoned(begun)
+            raise
+        await self._done("success", None, begun)
+        return output
+
+    async def _try(self, _: int) -> Output:
+        """One call: a slot, the call within its limit, then what it teaches."""
+        rt, gen, provider = self.rt, self.gen, self.provider
+        clock, name = rt.clock, provider.name
+        self._waiting = True
+        slot = await rt.slots.take(self.deadline)
+        self._waiting = False
+        if slot is None:
+            raise rt.slots.exhausted(name)
+        self._tries += 1
+        output: Output | None = None
+        error: ImageGenError | None = None
+        try:
+            start = self._try_start = clock.monotonic()
+            limit = self.deadline
+            if provider.timeout is not None:
+                limit = min(limit, start + provider.timeout)
+            ctx = self._ctx = rt.context(
+                provider,
+                deadline=limit,
+                generation_id=gen.id,
+                job_id=gen.job_id,
+                spawn=True,
+                inbox=True,
+            )
+            await rt.events.emit("attempt_started", gen.id, name, {"try": self._tries})
+            self._in_flight = True
+            with clock.deadline_scope(limit) as scope:
+                try:
+                    output = await call_provider(provider, gen.request, ctx, rt.download)
+                except ImageGenError as exc:
+                    error = exc
+                except Exception as exc:
+                    logger.exception(
+                        "provider %s raised an unexpected %s", name, type(exc).__name__
+                    )
+                    error = ProviderError(
+                        f"unexpected {type(exc).__name__} in provider (a bug; see the log)",
+                        provider=name,
+                        retryable=False,
+                    )
+            self._in_flight = False
+        finally:
+            rt.slots.free(slot)
+        if provider.paid and (output is not None or ctx.handle is not None):
+            self._billed += 1
+        elapsed = clock.monotonic() - start
+        if scope.cancelled_caught:
+            error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
+        if output is not None:
+            rt.latency[name].add(elapsed)
+            await rt.records.count(name, "success", latency=elapsed)
+            await self.breaker.record_success()
+            return output
+        assert error is not None  # noqa: S101 - one of output and error is set
+        error = _named(error, name)
+        if ctx.handle is not None:
+            # Billable work exists: stop it, and never retry, since a retry would
+            # create (and bill) a second one.
+            await rt.cancel_remote(provider, ctx)
+            if isinstance(error, ProviderError) and error.retryable:
+                error = with_fields(error, retryable=False)
+        await rt.records.count(name, "failure", error_kind=error.kind)
+        await self.breaker.record_failure(error)
+        raise error
+
+    async def _retry_scheduled(self, tries: int, delay: float, error: ImageGenError) -> None:
+        await self.rt.events.emit(
+            "retry_scheduled",
+            self.gen.id,
+            self.provider.name,
+            {"try": tries, "delay": delay, "error": error.kind},
+        )
+
+    async def _abandoned(self, begun: float) -> None:
+        """Cancelled: another provider won, the deadline passed, or the caller gave up."""
+        rt, gen, provider = self.rt, self.gen, self.provider
+        now = rt.clock.monotonic()
+        ctx = self._ctx
+        if self._in_flight:
+            if now < gen.stop:
+                self.on_lost(now - self._try_start)
+            if provider.paid and ctx is not None and ctx.handle is not None:
+                self._billed += 1
+            await rt.records.count(provider.name, "cancelled")
+            if ctx is not None:
+                await rt.cancel_remote(provider, ctx)
+        if now >= gen.stop:
+            timeout = (
+                rt.slots.exhausted(provider.name)
+                if self._waiting
+                else ProviderTimeout("the generation's deadline passed", provider=provider.name)
+            )
+            await self._done("error", timeout, begun)
+        else:
+            await self._done("cancelled", None, begun)
+
+    async def _done(
+        self, outcome: AttemptOutcome, error: ImageGenError | None, begun: float
+    ) -> None:
+        rt, gen, name = self.rt, self.gen, self.provider.name
+        attempt = Attempt(
+            provider=name,
+            outcome=outcome,
+            error=error,
+            elapsed=rt.clock.monotonic() - begun,
+            tries=self._tries,
+        )
+        gen.attempts.append(attempt)
+        if error is not None:
+            logger.info("%s failed for generation %s: %r", name, gen.id, error)
+        await rt.events.emit(
+            "attempt_finished",
+            gen.id,
+            name,
+            {
+                "outcome": outcome,
+                "error": error.kind if error else None,
+                "tries": self._tries,
+                "elapsed": attempt.elapsed,
+                "billed": self._billed,
+            },
+        )

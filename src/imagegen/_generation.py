@@ -1,0 +1,50 @@
+"""One generation in progress: its request, its times and the attempts made so far."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+from ._errors import AllProvidersFailed, CircuitOpen
+from ._models import Attempt
+from ._request import ImageRequest
+
+__all__ = ["Generation"]
+
+
+@attrs.define(kw_only=True, eq=False)
+class Generation:
+    """The mutable state of one ``generate()`` call, shared by the steps that serve it.
+
+    ``stop`` comes before ``deadline``: providers stop by then, keeping time back
+    for the default image and storing.
+    """
+
+    id: str
+    request: ImageRequest
+    started: float
+    deadline: float  # generate() returns by then
+    stop: float  # providers stop by then
+    created_at: dt.datetime
+    job_id: str | None = None
+    variant: str | None = None
+    attempts: list[Attempt] = attrs.field(factory=list)
+
+    def failure(self) -> AllProvidersFailed | CircuitOpen:
+        """The error that says why no provider delivered, with the attempts."""
+        attempts = tuple(self.attempts)
+        summary = "; ".join(
+            f"{a.provider}: {a.error.kind if a.error else a.outcome}" for a in attempts
+        )
+        if attempts and all(a.outcome == "skipped" for a in attempts):
+            return CircuitOpen(
+                f"every provider's circuit is open ({summary})",
+                attempts=attempts,
+                generation_id=self.id,
+            )
+        return AllProvidersFailed(
+            f"all providers failed ({summary or 'none enabled'})",
+            attempts=attempts,
+            generation_id=self.id,
+        )

@@ -1,0 +1,93 @@
+"""Health: breaker states, whether the state backend answers, and deep checks.
+
+A deep check runs each enabled provider's ``check()`` (its cheapest authenticated
+call, nothing billed) and writes, reads back and deletes a small storage object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio
+
+from ._config import Config
+from ._errors import ImageGenError
+from ._runtime import Runtime
+from .providers import Provider
+
+__all__ = ["check_providers", "health", "providers_status"]
+
+
+def providers_status(rt: Runtime, config: Config) -> list[dict[str, Any]]:
+    """Each provider's name, tier, enabled flag, timeout and last known breaker state."""
+    return [
+        {
+            "name": p.name,
+            "tier": p.tier,
+            "enabled": p.name in config.enabled,
+            "timeout": p.timeout,
+            "breaker": rt.breakers[p.name].last_state,
+        }
+        for p in config.providers
+    ]
+
+
+async def health(rt: Runtime, config: Config, *, deep: bool) -> dict[str, Any]:
+    """The health report (see ``ImageGenerator.health``)."""
+    states = {p.name: await rt.breakers[p.name].state() for p in config.providers}
+    try:
+        await rt.state.get(f"{rt.state_prefix}health")
+        backend = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
+        backend = f"error: {type(exc).__name__}"
+    usable = any(states[name] != "open" for name in config.enabled)
+    report: dict[str, Any] = {"providers": states, "state": backend}
+    healthy = usable and backend == "ok"
+    if deep:
+        report["checks"] = checks = await check_providers(rt, config)
+        report["storage"] = storage = await _probe_storage(rt)
+        healthy = healthy and storage in ("ok", None)
+        healthy = healthy and all(result == "ok" for result in checks.values())
+    return {"status": "ok" if healthy else "degraded", **report}
+
+
+async def _probe_storage(rt: Runtime) -> str | None:
+    """Write, read back and delete a small probe object; None without storage."""
+    storage = rt.storage
+    if storage is None:
+        return None
+    key = f"{rt.key_prefix}doctor/{uuid.uuid4().hex}.txt"
+    probe = b"imagegen storage probe"
+    try:
+        stored = await storage.put(key, probe, content_type="text/plain", metadata={})
+        read = await storage.get(stored.key)
+        await storage.delete(stored.key)
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer here
+        return f"{type(exc).__name__}: {exc}"
+    return "ok" if read == probe else "the probe object read back differently"
+
+
+async def check_providers(rt: Runtime, config: Config) -> dict[str, str]:
+    """Run each enabled provider's ``check()`` at once: ``"ok"`` or the error, by name."""
+    results: dict[str, str] = {}
+
+    async def check(provider: Provider) -> None:
+        deadline = rt.clock.monotonic() + min(10.0, config.timeout)
+        ctx = rt.context(provider, deadline=deadline)
+        with rt.clock.deadline_scope(deadline) as scope:
+            try:
+                await provider.check(ctx)
+                results[provider.name] = "ok"
+            except ImageGenError as exc:
+                results[provider.name] = f"{exc.kind}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bug in a check is a failed check
+                results[provider.name] = f"unexpected {type(exc).__name__}"
+        if scope.cancelled_caught:
+            results[provider.name] = "ProviderTimeout: no answer"
+
+    async with anyio.create_task_group() as tg:
+        for provider in config.providers:
+            if provider.name in config.enabled:
+                tg.start_soon(check, provider)
+    return {p.name: results[p.name] for p in config.providers if p.name in results}

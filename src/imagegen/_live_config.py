@@ -1,0 +1,158 @@
+"""The settings in force: ``configure()`` changes, experiment variants, and sharing them.
+
+Changes are published to the state backend, and newer ones published by another
+generator on the same backend (same namespace) are adopted, at most every
+``ttl`` seconds, so ``PATCH /admin/config`` on one process reaches them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ._clock import Clock
+from ._config import Config, apply_changes
+from ._default_image import describe_default
+from ._errors import ImageGenError, InvalidConfig
+from ._experiments import Experiment, Variant
+from ._settings import changes_from_json, settings_json
+from .state import StateBackend
+
+__all__ = ["LiveConfig"]
+
+logger = logging.getLogger("imagegen")
+
+
+class LiveConfig:
+    """Holds the current :class:`Config`, swaps it on change, and keeps it in step with
+    the shared settings in the state backend.
+
+    Args:
+        config: The settings to start with.
+        state: Where shared settings live (key ``<prefix>config``).
+        prefix: The generator's state-key prefix.
+        clock: For the look-again interval and the version stamp.
+        ttl: Seconds between looks at the shared settings.
+        experiment: Variants applied on top of the current settings.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state: StateBackend,
+        prefix: str,
+        clock: Clock,
+        ttl: float,
+        experiment: Experiment | None,
+    ) -> None:
+        self.current = config
+        self.ttl = ttl
+        self.experiment = experiment
+        self._state = state
+        self._key = f"{prefix}config"
+        self._clock = clock
+        self._checked = -math.inf  # monotonic time of the last look at shared settings
+        self._version = 0.0  # wall time of the shared settings we run with
+        self._dirty = False  # configure() changes not yet published
+        self._variant_base: Config | None = None
+        self._variants: dict[str, Config] = {}
+        if experiment is not None:
+            self.check_variants(config)
+
+    def configure(self, changes: Mapping[str, Any]) -> None:
+        """Apply ``changes`` atomically; they are published by the next :meth:`refresh`.
+
+        Raises:
+            InvalidConfig: Unknown setting or provider name, or a bad value.
+        """
+        # Variants only name providers and carry values checked on their own, so a
+        # variant valid at construction stays valid under any accepted change.
+        self.current = apply_changes(self.current, changes)
+        # Published by the next generation (or publish()), since configure() is sync
+        # and the backend is not.
+        self._dirty = True
+        logger.info(
+            "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
+        )
+
+    def check_variants(self, config: Config) -> None:
+        """Every variant of the experiment must apply cleanly on top of ``config``."""
+        assert self.experiment is not None  # noqa: S101 - callers check
+        for variant in self.experiment.variants:
+            try:
+                apply_changes(config, variant.settings)
+            except InvalidConfig as exc:
+                raise InvalidConfig(
+                    f"experiment {self.experiment.name!r}, variant {variant.name!r}: {exc}",
+                    field="experiment",
+                ) from None
+
+    def for_variant(self, variant: Variant | None) -> Config:
+        """The settings a generation runs with: the current ones, its variant's on top."""
+        config = self.current
+        if variant is None:
+            return config
+        if self._variant_base is not config:
+            self._variants.clear()
+            self._variant_base = config
+        cached = self._variants.get(variant.name)
+        if cached is None:
+            cached = self._variants[variant.name] = apply_changes(config, variant.settings)
+        return cached
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as JSON, the default image described in a word."""
+        return {
+            **settings_json(self.current),
+            "default_image": describe_default(self.current.default_image),
+        }
+
+    async def publish(self) -> None:
+        """Write the current settings to the state backend for every generator sharing it."""
+        version = self._clock.time()
+        payload = {"version": version, "settings": settings_json(self.current)}
+        await self._state.set(self._key, json.dumps(payload).encode())
+        self._version = version
+        self._dirty = False
+        self._checked = self._clock.monotonic()
+
+    async def refresh(self, *, now: bool = False) -> None:
+        """Publish our changes, or adopt newer shared ones, at most every ``ttl`` seconds."""
+        if now:
+            self._checked = -math.inf
+        if self._dirty:
+            await self.publish()
+            return
+        moment = self._clock.monotonic()
+        if moment - self._checked < self.ttl:
+            return
+        self._checked = moment
+        try:
+            raw = await self._state.get(self._key)
+            if raw is None:
+                return
+            payload = json.loads(raw)
+            version = float(payload["version"])
+            if version <= self._version:
+                return
+            settings = dict(payload["settings"])
+            names = {p.name for p in self.current.providers}
+            # Providers this process does not have are left out, not refused.
+            settings["enabled"] = {
+                k: v for k, v in settings.get("enabled", {}).items() if k in names
+            }
+            settings["priority"] = [n for n in settings.get("priority", []) if n in names]
+            self.configure(changes_from_json(settings))
+        except (ImageGenError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring shared settings that cannot be applied: %r", exc)
+            return
+        except Exception:
+            logger.warning("could not read the shared settings", exc_info=True)
+            return
+        self._dirty = False  # adopted, not ours to publish
+        self._version = version
+        logger.info("adopted shared settings published at %s", version)

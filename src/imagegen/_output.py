@@ -1,0 +1,69 @@
+"""A provider's image in hand: call the provider, then check or fetch its bytes."""
+
+from __future__ import annotations
+
+import attrs
+
+from ._download import DownloadPolicy, check_image, fetch_image
+from ._image import dimensions
+from ._request import ImageRequest
+from .providers import Provider, ProviderContext, ProviderImage
+
+__all__ = ["Output", "call_provider"]
+
+
+@attrs.frozen(kw_only=True)
+class Output:
+    """A provider's image, checked and in hand (or a hotlink to serve as is)."""
+
+    provider: str
+    data: bytes | None = attrs.field(repr=False)
+    content_type: str
+    width: int | None
+    height: int | None
+    source_url: str | None = None
+    attribution: str | None = None
+    hotlink: str | None = None
+
+
+async def call_provider(
+    provider: Provider, request: ImageRequest, ctx: ProviderContext, policy: DownloadPolicy
+) -> Output:
+    """``provider.generate`` and the checks every image passes: magic bytes, size, SSRF.
+
+    Raises:
+        ImageGenError: The provider's own error, or the download's.
+        TypeError: The provider returned something else than a ProviderImage (a bug).
+    """
+    image: object = await provider.generate(request, ctx)
+    if not isinstance(image, ProviderImage):
+        msg = f"generate() returned {type(image).__name__}, not a ProviderImage"
+        raise TypeError(msg)
+    name = provider.name
+    if image.data is not None:
+        data: bytes | None = image.data
+        content_type = check_image(image.data, policy, name)
+    elif image.hotlink:
+        data, content_type = None, image.content_type or "image/jpeg"
+    else:
+        assert image.url is not None  # noqa: S101 - ProviderImage holds exactly one
+        data, content_type = await fetch_image(
+            image.url,
+            http=ctx.http,
+            policy=policy,
+            provider=name,
+            headers=dict(image.headers) if image.headers else None,
+        )
+    width, height = image.width, image.height
+    if data is not None and (width is None or height is None):
+        width, height = dimensions(data) or (width, height)
+    return Output(
+        provider=name,
+        data=data,
+        content_type=content_type,
+        width=width,
+        height=height,
+        source_url=image.url,
+        attribution=image.attribution,
+        hotlink=image.url if image.hotlink else None,
+    )

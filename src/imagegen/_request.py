@@ -1,0 +1,261 @@
+"""What to draw: :class:`ImageRequest`, validated on construction before anything is sent."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from ._errors import InvalidRequest
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "ImageRequest",
+    "check_experiment_key",
+    "request_from",
+]
+
+MAX_PROMPT = 4000
+MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 4096, 8
+MAX_SEED = 2**32 - 1
+MAX_METADATA_BYTES = 2048
+FORMATS = ("png", "jpeg", "webp")
+_FORMAT_ALIASES = {"jpg": "jpeg"}
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass; True is no width.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_text(field: str, value: object, *, required: bool) -> None:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field} must be a string, not {type(value).__name__}", field=field)
+    if required and not value:
+        raise InvalidRequest(f"{field} must not be empty or only whitespace", field=field)
+    if len(value) > MAX_PROMPT:
+        raise InvalidRequest(
+            f"{field} must be at most {MAX_PROMPT} characters (got {len(value)})", field=field
+        )
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in "\n\t":
+            raise InvalidRequest(
+                f"{field} must not contain control characters (found U+{ord(char):04X}); "
+                "only newline and tab are allowed",
+                field=field,
+            )
+        if category == "Cs":
+            raise InvalidRequest(_surrogate(field, char), field=field)
+
+
+def _surrogate(field: str, char: str) -> str:
+    # A lone surrogate (from JSON's "\ud800") cannot be encoded: refuse it here rather
+    # than fail deep inside a provider or the placeholder.
+    return f"{field} must be valid Unicode text (found a lone surrogate U+{ord(char):04X})"
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _strip_optional(value: object) -> object:
+    value = _strip(value)
+    return None if value == "" else value
+
+
+def _validate_prompt(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _check_text(attribute.name, value, required=True)
+
+
+def _validate_negative(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_text(attribute.name, value, required=False)
+
+
+def _validate_side(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = attribute.name
+    if not _is_int(value):
+        raise InvalidRequest(f"{name} must be an integer, not {type(value).__name__}", field=name)
+    assert isinstance(value, int)  # noqa: S101 - narrowing for the type checker
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        raise InvalidRequest(
+            f"{name} must be between {MIN_SIDE} and {MAX_SIDE} pixels (got {value})", field=name
+        )
+    if value % SIDE_STEP:
+        raise InvalidRequest(f"{name} must be a multiple of {SIDE_STEP} (got {value})", field=name)
+
+
+def _validate_seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not _is_int(value):
+        raise InvalidRequest(
+            f"seed must be an integer or None, not {type(value).__name__}", field=attribute.name
+        )
+    assert isinstance(value, int)  # noqa: S101 - narrowing for the type checker
+    if not 0 <= value <= MAX_SEED:
+        raise InvalidRequest(f"seed must be between 0 and {MAX_SEED} (got {value})", field="seed")
+
+
+def _convert_format(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return _FORMAT_ALIASES.get(value, value)
+    return value
+
+
+def _validate_format(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in FORMATS:
+        raise InvalidRequest(
+            f"output_format must be one of png, jpeg (or jpg), webp (got {value!r})",
+            field=attribute.name,
+        )
+
+
+def _freeze_metadata(value: object) -> object:
+    if isinstance(value, Mapping):
+        return MappingProxyType(dict(value))
+    return value
+
+
+def _validate_metadata(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = attribute.name
+    if not isinstance(value, Mapping):
+        raise InvalidRequest("metadata must be a mapping of str to str", field=name)
+    total = 0
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise InvalidRequest(
+                f"metadata must map str to str (entry {key!r}: {type(item).__name__})", field=name
+            )
+        for char in key + item:
+            if unicodedata.category(char) == "Cs":
+                raise InvalidRequest(_surrogate(name, char), field=name)
+        total += len(key.encode()) + len(item.encode())
+    if total > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata must be at most {MAX_METADATA_BYTES} bytes in all, keys and values "
+            f"as UTF-8 (got {total})",
+            field=name,
+        )
+
+
+def _freeze_options(value: object) -> object:
+    if isinstance(value, Mapping):
+        return MappingProxyType(
+            {
+                k: MappingProxyType(dict(v)) if isinstance(v, Mapping) else v
+                for k, v in value.items()
+            }
+        )
+    return value
+
+
+def _validate_options(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = attribute.name
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+    ):
+        raise InvalidRequest(
+            "provider_options must map a provider name to a mapping of that vendor's fields",
+            field=name,
+        )
+
+
+@attrs.frozen(kw_only=True, hash=False)
+class ImageRequest:
+    """What to draw. Validated on construction: a bad value raises
+    :class:`InvalidRequest` naming the field, before anything is sent.
+
+    Args:
+        prompt: 1 to 4000 characters after trimming; newline and tab allowed, other
+            control characters refused.
+        negative_prompt: What to avoid, for providers that take it; same rules.
+        width: Pixels, 64 to 4096, a multiple of 8.
+        height: Pixels, 64 to 4096, a multiple of 8.
+        seed: 0 to 2**32-1, or None for the provider's choice.
+        output_format: ``"png"``, ``"jpeg"`` (``"jpg"`` is read as jpeg) or ``"webp"``.
+        metadata: str to str, at most 2 KB in all; stored with the record.
+        provider_options: Per provider name, extra vendor fields passed through as is.
+    """
+
+    prompt: str = attrs.field(converter=_strip, validator=_validate_prompt)
+    negative_prompt: str | None = attrs.field(
+        default=None, converter=_strip_optional, validator=_validate_negative
+    )
+    width: int = attrs.field(default=1024, validator=_validate_side)
+    height: int = attrs.field(default=1024, validator=_validate_side)
+    seed: int | None = attrs.field(default=None, validator=_validate_seed)
+    output_format: str = attrs.field(
+        default="png", converter=_convert_format, validator=_validate_format
+    )
+    metadata: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_freeze_metadata, validator=_validate_metadata
+    )
+    provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=_freeze_options, validator=_validate_options
+    )
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type matching ``output_format``."""
+        return CONTENT_TYPES[self.output_format]
+
+    def options_for(self, provider: str) -> Mapping[str, Any]:
+        """The ``provider_options`` entry for one provider (empty when none)."""
+        return self.provider_options.get(provider, MappingProxyType({}))
+
+    def summary(self) -> dict[str, Any]:
+        """What a record keeps of the request: sizes, format, seed and a prompt preview."""
+        preview = self.prompt if len(self.prompt) <= 200 else self.prompt[:199] + "…"
+        return {
+            "prompt": preview,
+            "width": self.width,
+            "height": self.height,
+            "seed": self.seed,
+            "output_format": self.output_format,
+            "metadata": dict(self.metadata),
+        }
+
+
+_REQUEST_FIELDS = frozenset(a.name for a in attrs.fields(ImageRequest))
+MAX_EXPERIMENT_KEY = 256
+
+
+def request_from(request: ImageRequest | str, fields: Mapping[str, Any]) -> ImageRequest:
+    """``request`` itself, or an ImageRequest built from a prompt and keyword fields.
+
+    Raises:
+        InvalidRequest: An unknown field, fields beside an ImageRequest, or a bad value.
+    """
+    if isinstance(request, ImageRequest):
+        if fields:
+            field = next(iter(fields))
+            raise InvalidRequest(
+                "pass either an ImageRequest or a prompt with fields, not both", field=field
+            )
+        return request
+    for field in fields:
+        if field not in _REQUEST_FIELDS:
+            raise InvalidRequest(f"{field} is not an ImageRequest field", field=field)
+    return ImageRequest(prompt=request, **fields)
+
+
+def check_experiment_key(key: object) -> str | None:
+    """An experiment key is a short string (a user id, a session id), or None.
+
+    Raises:
+        InvalidRequest: It is not.
+    """
+    if key is None or (isinstance(key, str) and 0 < len(key) <= MAX_EXPERIMENT_KEY):
+        return key
+    raise InvalidRequest(
+        f"experiment_key must be a string of 1 to {MAX_EXPERIMENT_KEY} characters",
+        field="experiment_key",
+    )
