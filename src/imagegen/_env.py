@@ -10,16 +10,14 @@ from typing import Any
 
 from ._config import NAMESPACE_RULE
 from ._errors import InvalidConfig
+from ._settings import selection_from_name
 from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
 from .state import RedisState, SQLiteState, StateBackend
 from .storage import LocalStorage, R2Storage, Storage, r2_client
-from .strategies import Fallback, Hedge, Race
 
 __all__ = ["settings_from_env"]
 
 logger = logging.getLogger("imagegen")
-
-_STRATEGIES = {"race": Race, "hedge": Hedge, "fallback": Fallback}
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -160,17 +158,15 @@ def settings_from_env(
             f"{source} must be 1-64 of letters, digits, '_' and '-' (got {namespace!r})",
             field=source,
         )
-    strategy_name = (environ.get("IMAGEGEN_STRATEGY") or "race").strip().lower()
-    if strategy_name not in _STRATEGIES:
-        raise InvalidConfig(
-            f"IMAGEGEN_STRATEGY must be race, hedge or fallback (got {strategy_name!r})",
-            field="IMAGEGEN_STRATEGY",
-        )
+    # The same kind table as the settings JSON: a user's Selection, once imported, too.
+    strategy = selection_from_name(
+        environ.get("IMAGEGEN_STRATEGY") or "race", field="IMAGEGEN_STRATEGY"
+    )
     state = _state(environ, data_dir)
     providers = _providers(environ) or [Placeholder()]
     kwargs: dict[str, Any] = {
         "providers": providers,
-        "strategy": _STRATEGIES[strategy_name](),
+        "strategy": strategy,
         "storage": _storage(environ, data_dir),
         "state": state,
         "timeout": _float(environ, "IMAGEGEN_TIMEOUT", 30.0),
