@@ -59,7 +59,7 @@ from .providers import (
     Unsplash,
     WebhookReceiver,
 )
-from .state import MemoryState, RedisState, SQLiteState, StateBackend
+from .state import MemoryState, RedisState, SQLiteState, StateBackend, SupportsIncrMany
 from .storage import (
     LocalStorage,
     MemoryStorage,
@@ -145,6 +145,7 @@ __all__ = [
     "StorageError",
     "StorageStats",
     "StoredObject",
+    "SupportsIncrMany",
     "SystemClock",
     "Telemetry",
     "Tier",

@@ -13,10 +13,9 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 from ._models import ProviderDayStats, Record, VariantDayStats
-from .state import StateBackend
+from .state import StateBackend, SupportsIncrMany
 
 __all__ = ["LATENCY_BUCKETS", "Tracker"]
 
@@ -231,12 +230,25 @@ def quantile(histogram: list[int], q: float) -> float | None:
 
 def _batch_incr(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
     """The backend's ``incr_many`` (one SQLite transaction, one Redis round trip for a
-    generation's counters), unless it has none or a subclass overrode ``incr`` below it:
-    a subclass that wraps ``incr`` (to instrument or shard it) must see every increment.
+    generation's counters), unless it has none or a subclass wraps ``incr`` alone.
+
+    The capability is the :class:`~imagegen.state.SupportsIncrMany` protocol. A
+    subclass of a batching backend that overrides ``incr`` (to instrument or shard it)
+    still passes that check, but the ``incr_many`` it inherits would go around it: then
+    each counter goes through its ``incr``, as the protocol's docstring promises.
     """
-    mro = type(state).__mro__
-    batch = next((c for c in mro if "incr_many" in vars(c)), None)
-    single = next((c for c in mro if "incr" in vars(c)), None)
-    if batch is None or single is None or not issubclass(batch, single):
+    if not isinstance(state, SupportsIncrMany) or _wraps_incr_alone(type(state)):
         return None
-    return cast("Callable[..., Awaitable[None]]", state.incr_many)  # type: ignore[attr-defined]
+    return state.incr_many
+
+
+def _wraps_incr_alone(cls: type) -> bool:
+    """Whether ``cls`` defines ``incr`` below the class whose ``incr_many`` it uses."""
+    # From the backend's own class up: whichever of the two methods shows up first
+    # decides. A backend that only forwards them (``__getattr__``) defines neither.
+    for klass in cls.__mro__:
+        if "incr_many" in vars(klass):
+            return False
+        if "incr" in vars(klass):
+            return True
+    return False

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-__all__ = ["StateBackend"]
+__all__ = ["StateBackend", "SupportsIncrMany"]
 
 
 @runtime_checkable
@@ -43,4 +44,28 @@ class StateBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class SupportsIncrMany(Protocol):
+    """A backend that can bump many counters in one call: an optional capability.
+
+    The generator's statistics use ``incr_many`` when the backend has it (a call's
+    three or four counters become one SQLite transaction or one Redis round trip),
+    else one ``incr`` per counter. The built-in backends have it.
+
+    One rule keeps wrappers whole: ``incr_many`` is used only when it is defined in
+    the same class as the ``incr`` in use, or in a subclass of it. A subclass that
+    overrides ``incr`` alone (to instrument or shard it) keeps seeing every
+    increment, since the ``incr_many`` it inherits would go around it. A subclass can
+    also turn the batch off outright with ``incr_many = None``.
+    """
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        """``incr`` of each key by its amount (``ttl`` as for ``incr``), in one call.
+
+        Each increment is atomic as ``incr`` is; a value that is not an integer raises
+        ``ValueError`` and is left as it was.
+        """
         ...
