@@ -71,8 +71,9 @@ class ImageGenerator:
         storage: Where images go; None keeps the bytes in ``ImageResult.data``.
         state: Records, statistics and breaker state; None means ``MemoryState()``.
         timeout: Seconds within which ``generate()`` always returns.
-        default_image: When every provider fails: ``DEFAULT`` (a muted placeholder of
-            the requested size), image bytes, a Provider, or None to raise instead.
+        default_image: When every provider fails: ``DEFAULT`` (a muted landscape of
+            the requested size, drawn once per size), image bytes, a Provider, or None
+            to raise instead.
         download: Limits on provider output (size, https, private networks).
         http: An ``httpx.AsyncClient`` you own; otherwise one is made on first use
             and closed by ``aclose()``.

@@ -12,6 +12,7 @@ import httpx
 
 from ._cancel import cancel_remote_work
 from ._clock import Clock
+from ._default_image import DefaultRenderer
 from ._download import DownloadPolicy
 from ._events import Events
 from ._records import Records
@@ -52,6 +53,7 @@ class Runtime:
         factory=lambda: defaultdict(LatencyWindow)
     )
     loggers: dict[str, logging.Logger] = attrs.field(factory=dict)
+    default_images: DefaultRenderer = attrs.field(factory=DefaultRenderer)
     background: anyio.abc.TaskGroup | None = None
 
     def logger_for(self, provider: str) -> logging.Logger:
