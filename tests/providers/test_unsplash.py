@@ -30,7 +30,8 @@ from imagegen import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from imagegen.providers._unsplash import Unsplash, build_query, orientation_for, with_params
+from imagegen.providers._payloads import with_params
+from imagegen.providers._unsplash import Unsplash, build_query, orientation_for
 from imagegen.testing import FakeClock, failing, tiny_png
 
 # The Unsplash test vector of provider-apis.md.

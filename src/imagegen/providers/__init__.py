@@ -9,7 +9,7 @@ from ._base import (
     WebhookReceiver,
 )
 from ._fal import Fal
-from ._http import HTTPProvider
+from ._http import FormFile, HTTPProvider
 from ._openai import OpenAIImages
 from ._placeholder import Placeholder
 from ._replicate import Replicate
@@ -17,6 +17,7 @@ from ._unsplash import Unsplash
 
 __all__ = [
     "Fal",
+    "FormFile",
     "HTTPProvider",
     "OpenAIImages",
     "Placeholder",

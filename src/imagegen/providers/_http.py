@@ -1,4 +1,4 @@
-"""Shared HTTP plumbing for providers: auth, errors, Retry-After, JSON, redaction.
+"""Shared HTTP plumbing for providers: auth, bodies, errors, Retry-After, JSON, redaction.
 
 Foreign exceptions are translated here, at one boundary: every httpx exception
 and every error status becomes the imagegen error that says whether trying again
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
 
+import attrs
 import httpx
 
 from .._errors import (
@@ -29,10 +29,30 @@ from .._errors import (
 )
 from .._http_headers import parse_retry_after, user_agent
 from ._base import Provider, ProviderContext
+from ._payloads import SAFETY_WORDS, checked_url, json_or_none, mentions
 
-__all__ = ["HTTPProvider", "error_message"]
+__all__ = ["FormFile", "HTTPProvider", "error_message"]
 
 _CONNECT_TIMEOUT = 10.0
+
+
+@attrs.frozen
+class FormFile:
+    """One file in a multipart body (see :meth:`HTTPProvider.request`'s ``form=``).
+
+    Args:
+        data: The file's bytes (never shown in repr).
+        filename: The part's file name; vendors often check its extension.
+        content_type: The part's Content-Type.
+    """
+
+    data: bytes = attrs.field(repr=False)
+    filename: str = "file"
+    content_type: str = "application/octet-stream"
+
+
+#: A multipart body: fields (str) and files, by name; a sequence repeats a name.
+Form = Mapping[str, str | FormFile] | Sequence[tuple[str, str | FormFile]]
 
 
 class HTTPProvider(Provider):
@@ -40,8 +60,10 @@ class HTTPProvider(Provider):
 
     Subclasses set ``default_base_url``, ``env_var`` (where the key is read from
     when ``api_key`` is not given) and ``auth_scheme``, and use :meth:`request`
-    and :meth:`json`; the status mapping and error-body parsing are shared, with
-    :meth:`classify` as the hook for vendor specifics (content policy, quota).
+    (JSON, multipart or raw bytes) and :meth:`json`; the status mapping and
+    error-body parsing are shared, with :meth:`classify` as the hook for vendor
+    specifics (content policy, quota). :meth:`from_env` builds one from
+    environment variables (``env_var`` and ``env_settings``).
 
     Args:
         api_key: The vendor key; default: the environment variable ``env_var``.
@@ -63,6 +85,8 @@ class HTTPProvider(Provider):
     #: A response header holding the vendor's request id, quoted in error messages
     #: (it is what the vendor's support asks for; it is not a secret).
     request_id_header: ClassVar[str | None] = None
+    #: Constructor keywords :meth:`from_env` reads besides the key: argument -> variable.
+    env_settings: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -82,13 +106,31 @@ class HTTPProvider(Provider):
                 field=self.key_argument,
             )
         self._key = api_key.strip() if api_key else None
-        self.base_url = (base_url or self.default_base_url).rstrip("/")
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise InvalidConfig(
-                f"{self.name}: base_url must be an http(s) URL (got {self.base_url!r})",
-                field="base_url",
-            )
+        self.base_url = checked_url(base_url or self.default_base_url, "base_url", self.name)
+
+    @classmethod
+    def key_from_env(cls, environ: Mapping[str, str]) -> str | None:
+        """The key as ``environ`` gives it (``env_var``); None when it is not set."""
+        return (environ.get(cls.env_var) or None) if cls.env_var else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self | None:
+        """This provider configured from ``environ``; None when its key is not set there.
+
+        The key comes from :meth:`key_from_env` and is passed as ``key_argument``;
+        each variable of ``env_settings`` that is set (not empty) becomes the
+        constructor keyword it is listed under.
+
+        Raises:
+            InvalidConfig: A variable holds a value the constructor refuses.
+        """
+        key = cls.key_from_env(environ)
+        if key is None:
+            return None
+        settings: dict[str, Any] = {
+            arg: environ[var] for arg, var in cls.env_settings.items() if environ.get(var)
+        }
+        return cls(**{cls.key_argument: key, **settings})
 
     @property
     def has_key(self) -> bool:
@@ -132,6 +174,9 @@ class HTTPProvider(Provider):
         path: str,
         *,
         json: Any = None,
+        form: Form | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         create: bool = False,
@@ -139,15 +184,28 @@ class HTTPProvider(Provider):
     ) -> httpx.Response:
         """Send one request within ``ctx``'s deadline; a non-2xx answer raises.
 
+        The body is at most one of ``json`` (any JSON value), ``form`` (a
+        ``multipart/form-data`` body: ``str`` values are fields, :class:`FormFile`
+        values are files; pairs in a sequence may repeat a name) and ``content``
+        (raw bytes, sent as ``content_type``, by default
+        ``application/octet-stream``). Auth, the deadline, the error mapping and
+        ``Retry-After`` are the same for all three. ``headers`` are sent last, so
+        they can replace ``Accept`` (``image/*`` for vendors that answer in bytes).
+
         ``create=True`` marks a request that makes billable work: its failures are
         retryable only when they prove nothing was created.
 
         Raises:
             ProviderError: The subclass that fits the failure.
+            TypeError: More than one body, or ``content_type`` without ``content``
+                (a mistake in the provider, not a vendor failure).
         """
+        body = _body_arguments(json, form, content, content_type)
         if authenticate:
             self.require_key()
         send_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
+        if content is not None:
+            send_headers["Content-Type"] = content_type or "application/octet-stream"
         if authenticate:
             send_headers.update(self.auth_headers())
         send_headers.update(headers or {})
@@ -157,10 +215,10 @@ class HTTPProvider(Provider):
             response = await ctx.http.request(
                 method,
                 self.url(path),
-                json=json,
                 params=params,
                 headers=send_headers,
                 timeout=timeout,
+                **body,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # The request never reached the vendor: nothing can have been created.
@@ -203,10 +261,29 @@ class HTTPProvider(Provider):
                 retryable=not create,
             ) from None
 
+    def json_object(
+        self, response: httpx.Response, *, create: bool = False, what: str = "an object"
+    ) -> dict[str, Any]:
+        """The JSON object in ``response``; anything else is a ProviderUnavailable.
+
+        As with :meth:`json`, it is retryable unless ``create`` says the answer came
+        from a request that created billable work. ``what`` names the object in the
+        message ("a prediction").
+        """
+        data = self.json(response, create=create)
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(
+                f"{self.name} answered {type(data).__name__}, not {what}",
+                provider=self.name,
+                status=response.status_code,
+                retryable=not create,
+            )
+        return data
+
     def error_for(self, response: httpx.Response, *, create: bool = False) -> ProviderError:
         """The error an error response stands for (see the status table in docs/providers.md)."""
         status = response.status_code
-        body = _body(response)
+        body = json_or_none(response.content)
         message = self.redact(f"HTTP {status}: {error_message(body, response)}")
         request_id = response.headers.get(self.request_id_header or "", "")
         if request_id:
@@ -236,18 +313,14 @@ class HTTPProvider(Provider):
         return ProviderError(message, provider=name, status=status, retryable=False)
 
     def classify(
-        self,
-        response: httpx.Response,
-        body: Any,
-        message: str,
-        retry_after: float | None,
+        self, response: httpx.Response, body: Any, message: str, retry_after: float | None
     ) -> ProviderError | None:
         """Vendor-specific mapping before the generic one; None to use the generic one.
 
         The default recognises safety rejections by the usual words in the body
         (``content_policy_violation``, ``nsfw``, ``safety``) on 400/422.
         """
-        if response.status_code in (400, 422) and _mentions_safety(body):
+        if response.status_code in (400, 422) and mentions(body, SAFETY_WORDS):
             return ContentRejected(message, provider=self.name, status=response.status_code)
         return None
 
@@ -256,11 +329,31 @@ class HTTPProvider(Provider):
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key={key})"
 
 
-def _body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+def _body_arguments(
+    json: Any, form: Form | None, content: bytes | None, content_type: str | None
+) -> dict[str, Any]:
+    """httpx's keyword for the one body given (see :meth:`HTTPProvider.request`)."""
+    given = [n for n, v in (("json", json), ("form", form), ("content", content)) if v is not None]
+    if len(given) > 1:
+        raise TypeError(f"request() takes one body, not {' and '.join(given)}")
+    if content_type is not None and content is None:
+        raise TypeError("request(content_type=...) goes with content=")
+    if content is not None:
+        return {"content": content}
+    if form is None:
+        return {"json": json}
+    items = form.items() if isinstance(form, Mapping) else form
+    # Fields go as parts without a file name, so even a form without files is sent as
+    # multipart/form-data (httpx would send fields alone url-encoded).
+    parts = [
+        (name, (value.filename, value.data, value.content_type))
+        if isinstance(value, FormFile)
+        else (name, (None, value))
+        for name, value in items
+    ]
+    if not parts:
+        raise TypeError("request(form=...) needs at least one field or file")
+    return {"files": parts}
 
 
 def error_message(body: Any, response: httpx.Response) -> str:
@@ -289,11 +382,3 @@ def error_message(body: Any, response: httpx.Response) -> str:
             return str(body["title"])
     text = response.text.strip() if response.content else ""
     return text[:200] or response.reason_phrase or "no details"
-
-
-_SAFETY_WORDS = ("content_policy", "nsfw", "safety", "moderation_blocked")
-
-
-def _mentions_safety(body: Any) -> bool:
-    text = json.dumps(body).lower() if body is not None else ""
-    return any(word in text for word in _SAFETY_WORDS)

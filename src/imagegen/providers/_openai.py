@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from fractions import Fraction
@@ -22,6 +20,7 @@ from .._errors import (
 from .._models import ImageRequest
 from ._base import ProviderContext, ProviderImage
 from ._http import HTTPProvider
+from ._payloads import decode_base64
 
 __all__ = ["OpenAIImages"]
 
@@ -150,6 +149,10 @@ class OpenAIImages(HTTPProvider):
     name = "openai"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     env_var: ClassVar[str | None] = "OPENAI_API_KEY"
+    env_settings: ClassVar[Mapping[str, str]] = {
+        "model": "IMAGEGEN_OPENAI_MODEL",
+        "base_url": "OPENAI_BASE_URL",
+    }
     request_id_header: ClassVar[str | None] = "x-request-id"
 
     def __init__(
@@ -274,14 +277,14 @@ class OpenAIImages(HTTPProvider):
         match = _DATA_URL.match(b64)
         if match:
             b64 = b64[match.end() :]
-        try:
-            return base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
+        data = decode_base64(b64)
+        if data is None:
             raise ProviderUnavailable(
                 f"b64_json is not valid base64{_for(request_id)}",
                 provider=self.name,
                 retryable=False,
-            ) from None
+            )
+        return data
 
     async def check(self, ctx: ProviderContext) -> None:
         """``GET {base_url}/models/{model}``: free, and proves the key and the model.
@@ -304,11 +307,7 @@ class OpenAIImages(HTTPProvider):
             raise
 
     def classify(
-        self,
-        response: httpx.Response,
-        body: Any,
-        message: str,
-        retry_after: float | None,
+        self, response: httpx.Response, body: Any, message: str, retry_after: float | None
     ) -> ProviderError | None:
         """Safety refusals and quota errors by their ``error.code``/``error.type``.
 

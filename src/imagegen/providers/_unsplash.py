@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
-from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
+from typing import Any, ClassVar, Self
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -25,6 +25,7 @@ from .._errors import (
 from .._models import ImageRequest
 from ._base import ProviderContext, ProviderImage
 from ._http import HTTPProvider
+from ._payloads import is_http_url, with_params
 
 __all__ = ["Unsplash", "build_query", "orientation_for"]
 
@@ -136,32 +137,13 @@ def orientation_for(width: int, height: int) -> str:
     return "squarish"
 
 
-def with_params(url: str, params: Mapping[str, str]) -> str:
-    """``url`` with ``params`` set in its query string.
-
-    The existing parameters keep their order and their exact encoding; those named
-    in ``params`` are replaced, not duplicated.
-    """
-    parts = urlsplit(url)
-    kept = [
-        pair
-        for pair in parts.query.split("&")
-        if pair and unquote_plus(pair.partition("=")[0]) not in params
-    ]
-    kept.append(urlencode(params, quote_via=quote))
-    return urlunsplit(parts._replace(query="&".join(kept)))
-
-
 def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _http_url(value: object) -> str | None:
     text = _text(value)
-    if text is None:
-        return None
-    parts = urlsplit(text)
-    return text if parts.scheme in ("https", "http") and parts.netloc else None
+    return text if is_http_url(text) else None
 
 
 def _param(value: object) -> str:
@@ -265,6 +247,12 @@ class Unsplash(HTTPProvider):
         self._seen_at = 0.0
         self._error_remaining: int | None = None
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self | None:
+        """Unsplash with the key in ``UNSPLASH_ACCESS_KEY``; None when it is not set."""
+        key = cls.key_from_env(environ)
+        return None if key is None else cls(access_key=key)
+
     @property
     def remaining(self) -> int | None:
         """The hourly quota left as last reported by Unsplash (None: not known yet)."""
@@ -329,11 +317,7 @@ class Unsplash(HTTPProvider):
         return response
 
     def classify(
-        self,
-        response: httpx.Response,
-        body: Any,
-        message: str,
-        retry_after: float | None,
+        self, response: httpx.Response, body: Any, message: str, retry_after: float | None
     ) -> ProviderError | None:
         """Unsplash's own signals: the hourly rate limit, and 410 for a flagged query.
 
