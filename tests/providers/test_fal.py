@@ -134,6 +134,12 @@ class TestConstruction:
             repr(FalRequest(REQUEST_ID, "s", "r", "c")) == f"FalRequest(request_id='{REQUEST_ID}')"
         )
 
+    def test_webhook_settings_read_back(self) -> None:
+        """webhook_auth and jwks_url are kept as given (the URL without its trailing slash)."""
+        fal = Fal(key=KEY, webhook_auth="token", jwks_url="https://keys.example/jwks/")
+        assert (fal.webhook_auth, fal.jwks_url) == ("token", "https://keys.example/jwks")
+        assert Fal(key=KEY).jwks_url == "https://rest.alpha.fal.ai/.well-known/jwks.json"
+
     def test_overrides(self) -> None:
         """name, tier, timeout and the app can be set per instance."""
         fal = Fal(key=KEY, app="fal-ai/flux/dev", name="fal-dev", tier=1, timeout=9.0)
@@ -158,6 +164,8 @@ class TestConstruction:
             ({"queue_threshold": float("nan")}, "queue_threshold"),
             ({"poll_interval": 0}, "poll_interval"),
             ({"poll_interval": "1"}, "poll_interval"),
+            ({"webhook_auth": "none"}, "webhook_auth"),
+            ({"jwks_url": "keys.example/jwks"}, "jwks_url"),
         ],
     )
     def test_bad_arguments(self, kwargs: dict[str, Any], field: str) -> None:

@@ -1,4 +1,4 @@
-"""Providers: the contract, the HTTP base, and the built-in implementations."""
+"""Providers: the contract, the HTTP base and its submit/poll helpers, the built-in vendors."""
 
 from ._base import (
     Provider,
@@ -12,21 +12,39 @@ from ._fal import Fal
 from ._http import FormFile, HTTPProvider
 from ._openai import OpenAIImages
 from ._placeholder import Placeholder
+from ._polling import (
+    DONE,
+    RUNNING,
+    PollSchedule,
+    Progress,
+    RemoteWork,
+    fetch_result,
+    submit_work,
+    wait_for_work,
+)
 from ._replicate import Replicate
 from ._unsplash import Unsplash
 
 __all__ = [
+    "DONE",
+    "RUNNING",
     "Fal",
     "FormFile",
     "HTTPProvider",
     "OpenAIImages",
     "Placeholder",
+    "PollSchedule",
+    "Progress",
     "Provider",
     "ProviderContext",
     "ProviderImage",
+    "RemoteWork",
     "Replicate",
     "Unsplash",
     "WebhookDelivery",
     "WebhookInbox",
     "WebhookReceiver",
+    "fetch_result",
+    "submit_work",
+    "wait_for_work",
 ]

@@ -1,15 +1,12 @@
 """Replicate: predictions on official models or pinned versions, sync first, then polled.
 
 Wire shapes follow Replicate's docs and official clients (``replicate-python``,
-``replicate-javascript`` and the OpenAPI-generated beta client); see
-``provider-apis.md`` section 1.
+``replicate-javascript`` and the OpenAPI-generated beta client). The polling loop is
+the shared one of ``_polling``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import os
 import re
@@ -19,88 +16,29 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._errors import (
-    ContentRejected,
-    InvalidConfig,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
+from .._errors import InvalidConfig, ProviderError, ProviderRateLimited
 from .._models import ImageRequest
 from .._webhooks import verify_standard_webhook
-from ._base import (
-    WEBHOOK_FIRST_POLL,
-    WEBHOOK_POLL_CAP,
-    ProviderContext,
-    ProviderImage,
-    WebhookDelivery,
-)
+from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._http import HTTPProvider
+from ._payloads import is_http_url, is_number, json_or_none, same_origin
+from ._polling import PollSchedule, RemoteWork, submit_work, wait_for_work
+from ._replicate_wire import (
+    ASPECT_RATIOS,
+    MODEL,
+    OUTPUT_FORMATS,
+    aspect_ratio,
+    ended_image,
+    is_delivery_url,
+    parse_version,
+    progress,
+    status_of,
+)
 
 __all__ = ["ASPECT_RATIOS", "Replicate", "aspect_ratio", "is_delivery_url"]
 
-#: The ``aspect_ratio`` values flux-schnell accepts, in tie-breaking order.
-ASPECT_RATIOS: tuple[str, ...] = (
-    "1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21",
-)  # fmt: skip
-
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VERSION = re.compile(r"^[0-9a-fA-F]{64}$")
-_OUTPUT_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-_RUNNING = ("starting", "processing")
-_FINAL = ("succeeded", "failed", "canceled", "aborted")
-_DELIVERY_HOST = "replicate.delivery"
 _MAX_PREFER_WAIT = 60  # Replicate holds a sync request open for at most 60 s
-_POLL_GROWTH = 1.5
-_POLL_CAP = 5.0
-_POLL_RETRIES = 3  # consecutive transient GET failures tolerated while polling
-_POLL_MARGIN = 0.25  # seconds kept back so the last poll can still be answered
-
-
-_SAFETY = ("nsfw", "safety", "content policy", "content_policy")
 _RESETS_IN = re.compile(r"resets in\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
-
-
-def aspect_ratio(width: int, height: int) -> str:
-    """The flux-schnell ``aspect_ratio`` nearest to ``width`` x ``height``.
-
-    Nearest means the smallest ``|log(width / height) - log(ratio)|``, so 2:1 and
-    1:2 are equally far from 1:1; on a tie the earlier entry of
-    :data:`ASPECT_RATIOS` wins.
-
-    >>> aspect_ratio(1024, 1024)
-    '1:1'
-    >>> aspect_ratio(1920, 1080)
-    '16:9'
-    >>> aspect_ratio(800, 1000)
-    '4:5'
-    """
-    wanted = math.log(width / height)
-
-    def distance(label: str) -> float:
-        w, h = label.split(":")
-        return abs(wanted - math.log(int(w) / int(h)))
-
-    return min(ASPECT_RATIOS, key=distance)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _mentions_safety(text: str) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in _SAFETY)
-
-
-def is_delivery_url(url: str) -> bool:
-    """Whether ``url`` is on Replicate's file host (``replicate.delivery`` or a subdomain)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "https" and (
-        host == _DELIVERY_HOST or host.endswith("." + _DELIVERY_HOST)
-    )
 
 
 class Replicate(HTTPProvider):
@@ -138,7 +76,8 @@ class Replicate(HTTPProvider):
     ``{base_url}/predictions/{id}``) every ``poll_interval`` seconds, growing 1.5x
     up to 5 s, never past the deadline. Unknown statuses count as still running.
     Up to three transient failures in a row (5xx, 429, connection errors,
-    timeouts, unreadable JSON) on those GETs are retried in the loop.
+    timeouts, unreadable JSON) on those GETs are retried in the loop, a
+    ``Retry-After`` (or "resets in ~Ns") stretching the wait after one.
     ``failed`` raises :class:`ProviderError` with the prediction's ``error``
     text, or :class:`ContentRejected` when that text mentions NSFW or safety;
     ``canceled`` and ``aborted`` raise a :class:`ProviderError`; a success whose
@@ -185,13 +124,19 @@ class Replicate(HTTPProvider):
         timeout: Cap one call, seconds.
 
     Raises:
-        InvalidConfig: A bad argument; ``field`` names it.
+        InvalidConfig: A bad argument, such as a model that is not ``owner/name`` or
+            a webhook URL that is not https; ``field`` names it.
     """
 
     name = "replicate"
     default_base_url: ClassVar[str] = "https://api.replicate.com/v1"
     env_var: ClassVar[str | None] = "REPLICATE_API_TOKEN"
     key_argument: ClassVar[str] = "api_token"
+    env_settings: ClassVar[Mapping[str, str]] = {
+        "model": "IMAGEGEN_REPLICATE_MODEL",
+        "webhook_url": "IMAGEGEN_REPLICATE_WEBHOOK_URL",
+        "webhook_secret": "REPLICATE_WEBHOOK_SECRET",
+    }
 
     def __init__(
         self,
@@ -208,35 +153,29 @@ class Replicate(HTTPProvider):
         tier: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        if api_token is not None and (not isinstance(api_token, str) or not api_token.strip()):
-            raise InvalidConfig(
-                "replicate: api_token must be a non-empty string", field="api_token"
-            )
-        if not isinstance(model, str) or not _MODEL.match(model):
+        if not isinstance(model, str) or not MODEL.match(model):
             raise InvalidConfig(
                 f"replicate: model must look like 'owner/name' (got {model!r})", field="model"
             )
         if version is not None:
-            model, version = self._parse_version(model, version)
-        if webhook_url is not None:
-            parts = urlsplit(webhook_url) if isinstance(webhook_url, str) else None
-            if parts is None or parts.scheme != "https" or not parts.netloc:
-                raise InvalidConfig(
-                    "replicate: webhook_url must be an https URL (Replicate sends webhooks "
-                    "only to https)",
-                    field="webhook_url",
-                )
+            model, version = parse_version(model, version)
+        if webhook_url is not None and not is_http_url(webhook_url, schemes=("https",)):
+            raise InvalidConfig(
+                "replicate: webhook_url must be an https URL (Replicate sends webhooks "
+                "only to https)",
+                field="webhook_url",
+            )
         if webhook_secret is None:
             webhook_secret = os.environ.get("REPLICATE_WEBHOOK_SECRET") or None
         elif not isinstance(webhook_secret, str) or not webhook_secret.strip():
             raise InvalidConfig(
                 "replicate: webhook_secret must be a non-empty string", field="webhook_secret"
             )
-        if not _is_number(poll_interval) or poll_interval <= 0:
+        if not is_number(poll_interval) or poll_interval <= 0:
             raise InvalidConfig(
                 "replicate: poll_interval must be seconds > 0", field="poll_interval"
             )
-        if not _is_number(max_wait) or max_wait < 1:
+        if not is_number(max_wait) or max_wait < 1:
             raise InvalidConfig("replicate: max_wait must be seconds >= 1", field="max_wait")
         super().__init__(
             api_key=api_token, base_url=base_url, name=name, tier=tier, timeout=timeout
@@ -248,26 +187,6 @@ class Replicate(HTTPProvider):
         self.poll_interval = float(poll_interval)
         self.max_wait = float(max_wait)
 
-    @staticmethod
-    def _parse_version(model: str, version: object) -> tuple[str, str]:
-        """``(model, version id)`` from a bare id or ``owner/name:id``."""
-        if not isinstance(version, str):
-            raise InvalidConfig("replicate: version must be a string", field="version")
-        owner_name, colon, version_id = version.rpartition(":")
-        if colon:
-            if not _MODEL.match(owner_name):
-                raise InvalidConfig(
-                    f"replicate: version must be a 64-hex id or 'owner/name:id' (got {version!r})",
-                    field="version",
-                )
-            model = owner_name
-        if not _VERSION.match(version_id):
-            raise InvalidConfig(
-                f"replicate: version must be a 64-hex id or 'owner/name:id' (got {version!r})",
-                field="version",
-            )
-        return model, version_id.lower()
-
     # -- the request ----------------------------------------------------------------
 
     def input(self, request: ImageRequest) -> dict[str, Any]:
@@ -276,7 +195,7 @@ class Replicate(HTTPProvider):
             "prompt": request.prompt,
             "aspect_ratio": aspect_ratio(request.width, request.height),
             "num_outputs": 1,
-            "output_format": _OUTPUT_FORMATS[request.output_format],
+            "output_format": OUTPUT_FORMATS[request.output_format],
         }
         if request.seed is not None:
             data["seed"] = request.seed
@@ -328,98 +247,61 @@ class Replicate(HTTPProvider):
             ProviderError: The subclass that fits the failure.
         """
         self.require_key()
+        webhook = self._webhook(ctx)
         # Prefer: wait can hold the create open for up to a minute: if the attempt is
         # abandoned meanwhile, the prediction it makes is cancelled once it exists.
-        response = await ctx.protect_create(
+        prediction_id, prediction = await submit_work(
+            self,
+            ctx,
             lambda: self.request(
                 ctx,
                 "POST",
                 self.create_path(),
-                json=self.body(request, self._webhook(ctx)),
+                json=self.body(request, webhook),
                 headers=self.create_headers(ctx),
                 create=True,
             ),
-            self._cancel_created,
+            self._prediction_id,
         )
-        prediction = self._prediction(response, create=True)
+
+        async def result(ended: dict[str, Any]) -> ProviderImage:
+            return ended_image(self, ended, request.seed)
+
+        if progress(prediction).done:
+            return await result(prediction)
+        url = self._get_url(prediction, prediction_id)
+        work = RemoteWork(
+            provider=self.name,
+            id=prediction_id,
+            late=f"replicate prediction {prediction_id} was not done by the deadline",
+            status=lambda: self._get(ctx, url),
+            read=progress,
+            result=result,
+        )
+        # With a webhook the completion arrives by delivery; polling is the safety net.
+        schedule = PollSchedule(first=self.poll_interval)
+        return await wait_for_work(ctx, work, schedule, webhook=webhook is not None)
+
+    def _prediction_id(self, prediction: dict[str, Any]) -> str:
         prediction_id = prediction.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise ProviderError(
                 "replicate answered the create without a prediction id",
                 provider=self.name,
-                status=response.status_code,
                 retryable=False,
             )
-        ctx.started(prediction_id)
-        image = self.image_from(prediction, seed=request.seed)
-        if image is not None:
-            return image
-        url = self._get_url(prediction, prediction_id)
-        # With a webhook the completion arrives by delivery; polling is the safety net.
-        webhook = self._webhook(ctx) is not None
-        return await self._poll(ctx, prediction_id, url, request, webhook=webhook)
+        return prediction_id
 
     def _get_url(self, prediction: dict[str, Any], prediction_id: str) -> str:
         """``urls.get`` when it is on our API host; else built from ``base_url``."""
         urls = prediction.get("urls")
-        url = urls.get("get") if isinstance(urls, dict) else None
-        if isinstance(url, str):
-            ours, theirs = urlsplit(self.base_url), urlsplit(url)
-            # Only our own host gets the token: a gateway in base_url stays in the path.
-            if (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc):
-                return url
-        return f"{self.base_url}/predictions/{quote(prediction_id, safe='')}"
+        # Only our own host gets the token: a gateway in base_url stays in the path.
+        url = same_origin(urls.get("get") if isinstance(urls, dict) else None, self.base_url)
+        return url or f"{self.base_url}/predictions/{quote(prediction_id, safe='')}"
 
-    async def _poll(
-        self,
-        ctx: ProviderContext,
-        prediction_id: str,
-        url: str,
-        request: ImageRequest,
-        *,
-        webhook: bool = False,
-    ) -> ProviderImage:
-        delay = max(self.poll_interval, WEBHOOK_FIRST_POLL) if webhook else self.poll_interval
-        cap = WEBHOOK_POLL_CAP if webhook else _POLL_CAP
-        failures = 0
-        wait = delay
-        while True:
-            sleep = min(wait, ctx.remaining() - _POLL_MARGIN)
-            if sleep <= 0:
-                raise ProviderTimeout(
-                    f"replicate prediction {prediction_id} was not done by the deadline",
-                    provider=self.name,
-                    retryable=False,
-                )
-            if not webhook:
-                await ctx.clock.sleep(sleep)
-            else:
-                delivered = await ctx.webhook(prediction_id, within=sleep)
-                if delivered is not None:
-                    image = self.image_from(dict(delivered), seed=request.seed)
-                    if image is not None:
-                        return image
-            delay = min(delay * _POLL_GROWTH, cap)
-            wait = delay
-            try:
-                prediction = self._prediction(await self.request(ctx, "GET", url))
-            except ProviderError as exc:
-                failures += 1
-                # Raising ends the attempt, and the prediction is already billed: ride
-                # out a short outage instead.
-                if not exc.retryable or failures > _POLL_RETRIES:
-                    raise
-                ctx.logger.info("replicate: retrying a poll of %s after %r", prediction_id, exc)
-                if exc.retry_after is not None:
-                    wait = max(wait, exc.retry_after)
-                continue
-            failures = 0
-            image = self.image_from(prediction, seed=request.seed)
-            if image is not None:
-                return image
-            status = prediction.get("status")
-            if status not in _RUNNING:
-                ctx.logger.debug("replicate %s reports status %r", prediction_id, status)
+    async def _get(self, ctx: ProviderContext, url: str) -> dict[str, Any]:
+        response = await self.request(ctx, "GET", url)
+        return self.json_object(response, what="a prediction")
 
     # -- predictions ----------------------------------------------------------------
 
@@ -440,77 +322,7 @@ class Replicate(HTTPProvider):
             ProviderError: It failed, or was canceled or aborted.
             ProviderUnavailable: It succeeded, but its output is gone.
         """
-        status = prediction.get("status")
-        prediction_id = prediction.get("id")
-        label = f"replicate prediction {prediction_id}"
-        if status == "failed":
-            error = prediction.get("error")
-            text = str(error) if error else "no error given"
-            message = self.redact(f"{label} failed: {text}")
-            if _mentions_safety(text):
-                raise ContentRejected(message, provider=self.name)
-            raise ProviderError(message, provider=self.name, retryable=False)
-        if status in ("canceled", "aborted"):
-            raise ProviderError(f"{label} was {status}", provider=self.name, retryable=False)
-        if status != "succeeded":
-            return None
-        if prediction.get("data_removed") is True:
-            raise ProviderUnavailable(
-                f"{label} succeeded, but its output was removed",
-                provider=self.name,
-                retryable=False,
-            )
-        output = prediction.get("output")
-        if isinstance(output, list):
-            output = output[0] if output else None
-        if output is None:
-            raise ProviderUnavailable(
-                f"{label} succeeded without an output", provider=self.name, retryable=False
-            )
-        if not isinstance(output, str) or not output:
-            raise ProviderError(
-                f"{label} output is {type(output).__name__}, not an image URL",
-                provider=self.name,
-                retryable=False,
-            )
-        handle = prediction_id if isinstance(prediction_id, str) else None
-        if output.startswith("data:"):
-            return ProviderImage(
-                data=self._data_uri(output), seed=seed, raw=prediction, handle=handle
-            )
-        return ProviderImage(
-            url=output,
-            # Replicate's file host wants the token; no other host may see it.
-            headers=self.auth_headers() if is_delivery_url(output) else None,
-            seed=seed,
-            raw=prediction,
-            handle=handle,
-        )
-
-    def _data_uri(self, url: str) -> bytes:
-        header, _, payload = url.partition(",")
-        if not header.endswith(";base64"):
-            raise ProviderError(
-                "replicate's data URI is not base64", provider=self.name, retryable=False
-            )
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProviderError(
-                "replicate's data URI holds invalid base64", provider=self.name, retryable=False
-            ) from None
-
-    def _prediction(self, response: httpx.Response, *, create: bool = False) -> dict[str, Any]:
-        """The prediction object in ``response``."""
-        data = self.json(response, create=create)
-        if not isinstance(data, dict):
-            raise ProviderUnavailable(
-                f"replicate answered {type(data).__name__}, not a prediction",
-                provider=self.name,
-                status=response.status_code,
-                retryable=not create,
-            )
-        return data
+        return ended_image(self, prediction, seed) if progress(prediction).done else None
 
     def parse_webhook(self, body: bytes) -> dict[str, Any]:
         """The prediction a webhook delivery carries (its body is the prediction object).
@@ -524,12 +336,11 @@ class Replicate(HTTPProvider):
         Raises:
             ProviderError: The body is not a JSON prediction with an ``id``.
         """
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json_or_none(body)
+        if data is None:
             raise ProviderError(
                 "replicate webhook body is not JSON", provider=self.name, retryable=False
-            ) from None
+            )
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
             raise ProviderError(
                 "replicate webhook body is not a prediction", provider=self.name, retryable=False
@@ -547,17 +358,8 @@ class Replicate(HTTPProvider):
         if not isinstance(handle, str) or not handle:
             return
         response = await self.request(ctx, "POST", f"predictions/{quote(handle, safe='')}/cancel")
-        status = _status_of(response)
+        status = status_of(response)
         ctx.logger.info("replicate prediction %s: cancel answered %s", handle, status)
-
-    async def _cancel_created(self, response: httpx.Response, ctx: ProviderContext) -> None:
-        """Cancel the prediction an abandoned create made (it was never reported)."""
-        try:
-            prediction_id = response.json().get("id")
-        except (ValueError, AttributeError):
-            return  # no readable id: Cancel-After stops it at the deadline
-        ctx.logger.info("replicate: cancelling %s, made by an abandoned create", prediction_id)
-        await self.cancel(prediction_id, ctx)
 
     async def check(self, ctx: ProviderContext) -> None:
         """Verify the token without paying: ``GET {base_url}/account``.
@@ -570,7 +372,7 @@ class Replicate(HTTPProvider):
         """
         self.require_key()
         response = await self.request(ctx, "GET", "account")
-        ctx.logger.debug("replicate: token accepted (%s)", _status_of(response))
+        ctx.logger.debug("replicate: token accepted (%s)", status_of(response))
 
     async def receive_webhook(
         self,
@@ -578,14 +380,14 @@ class Replicate(HTTPProvider):
         body: bytes,
         ctx: ProviderContext,
         *,
-        now: float,
         params: Mapping[str, str] | None = None,
+        now: float,
     ) -> WebhookDelivery:
         """Verify a delivery (Standard Webhooks signature, 5-minute tolerance) and read it.
 
         Its ``webhook-id`` is the delivery id (Replicate keeps it across retries);
         the prediction is the payload, final once its status is succeeded, failed,
-        canceled or aborted.
+        canceled or aborted. ``params`` are not needed: the signature is the proof.
 
         Raises:
             WebhookVerificationError: Missing, wrong or stale signature.
@@ -598,7 +400,7 @@ class Replicate(HTTPProvider):
             id=webhook_id,
             work_id=prediction["id"],
             payload=prediction,
-            final=prediction.get("status") in _FINAL,
+            final=progress(prediction).done,
         )
 
     async def signing_secret(self, ctx: ProviderContext) -> str:
@@ -629,11 +431,7 @@ class Replicate(HTTPProvider):
     # -- errors ---------------------------------------------------------------------
 
     def classify(
-        self,
-        response: httpx.Response,
-        body: Any,
-        message: str,
-        retry_after: float | None,
+        self, response: httpx.Response, body: Any, message: str, retry_after: float | None
     ) -> ProviderError | None:
         """Replicate specifics: a 429 without ``Retry-After`` says when in ``detail``."""
         if response.status_code == 429 and retry_after is None:
@@ -652,11 +450,3 @@ class Replicate(HTTPProvider):
         key = "set" if self.has_key else "missing"
         target = f"version={self.version!r}" if self.version else f"model={self.model!r}"
         return f"Replicate(name={self.name!r}, {target}, key={key})"
-
-
-def _status_of(response: httpx.Response) -> object:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.status_code
-    return data.get("status") if isinstance(data, dict) else response.status_code
