@@ -36,12 +36,14 @@ from ._recorder import EventRecorder
 
 if TYPE_CHECKING:
     from ._state_suite import StateBackendSuite
+    from ._storage_suite import StorageSuite
 
 __all__ = [
     "EventRecorder",
     "FakeClock",
     "FakeProvider",
     "StateBackendSuite",
+    "StorageSuite",
     "failing",
     "hanging",
     "instant",
@@ -52,6 +54,7 @@ __all__ = [
 # The suites import pytest, which users of the fakes may not have: they load on first use.
 _SUITES = {
     "StateBackendSuite": "._state_suite",
+    "StorageSuite": "._storage_suite",
 }
 
 
