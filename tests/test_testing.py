@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -12,6 +14,7 @@ import anyio.lowlevel
 import pytest
 from PIL import Image
 
+import imagegen.testing
 from imagegen import (
     Clock,
     Event,
@@ -357,3 +360,50 @@ class TestEventRecorder:
         ]
         assert {e.generation_id for e in recorder.events} == {result.id}
         assert recorder.of("attempt_finished")[0].data["outcome"] == "success"
+
+
+class TestPackage:
+    """imagegen.testing is a package whose suites load on first use, with pytest."""
+
+    def test_fakes_work_without_pytest(self) -> None:
+        """With pytest unimportable, the fakes import and run; a suite says it needs pytest."""
+        code = (
+            "import sys\n"
+            "sys.modules['pytest'] = None\n"
+            "import anyio\n"
+            "from imagegen import ImageGenerator\n"
+            "from imagegen.testing import ErrorSpec, EventRecorder, FakeClock, instant\n"
+            "async def main():\n"
+            "    async with FakeClock() as clock:\n"
+            "        gen = ImageGenerator(providers=[instant('a')], clock=clock)\n"
+            "        print((await gen.generate('x')).provider)\n"
+            "anyio.run(main)\n"
+            "try:\n"
+            "    from imagegen.testing import StorageSuite\n"
+            "except ImportError as exc:\n"
+            "    print('ImportError', exc.name)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert done.stdout.split("\n")[:2] == ["a", "ImportError pytest"]
+
+    def test_suites_load_on_first_use(self) -> None:
+        """The suites are listed by dir() and __all__, and come from their own modules."""
+        for name in ("ProviderSuite", "StateBackendSuite", "StorageSuite"):
+            assert name in dir(imagegen.testing)
+            assert name in imagegen.testing.__all__
+            suite = getattr(imagegen.testing, name)
+            assert suite.__module__.startswith("imagegen.testing._")
+            assert suite.__name__ == name
+
+    def test_a_loaded_suite_module_is_reused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With its module already imported, a suite is looked up again (no rewrite warning)."""
+        first = imagegen.testing.StorageSuite
+        monkeypatch.delitem(vars(imagegen.testing), "StorageSuite")
+        assert imagegen.testing.StorageSuite is first
+
+    def test_unknown_name(self) -> None:
+        """An unknown attribute is an AttributeError naming it."""
+        with pytest.raises(AttributeError, match="NoSuchSuite"):
+            imagegen.testing.NoSuchSuite  # noqa: B018 - the lookup is the test

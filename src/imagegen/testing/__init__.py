@@ -35,6 +35,7 @@ from ._fakes import FakeProvider, failing, hanging, instant, slow, tiny_png
 from ._recorder import EventRecorder
 
 if TYPE_CHECKING:
+    from ._provider_suite import ProviderSuite
     from ._state_suite import StateBackendSuite
     from ._storage_suite import StorageSuite
 
@@ -42,6 +43,7 @@ __all__ = [
     "EventRecorder",
     "FakeClock",
     "FakeProvider",
+    "ProviderSuite",
     "StateBackendSuite",
     "StorageSuite",
     "failing",
@@ -53,6 +55,7 @@ __all__ = [
 
 # The suites import pytest, which users of the fakes may not have: they load on first use.
 _SUITES = {
+    "ProviderSuite": "._provider_suite",
     "StateBackendSuite": "._state_suite",
     "StorageSuite": "._storage_suite",
 }
