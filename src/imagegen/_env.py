@@ -11,7 +11,7 @@ from typing import Any
 from ._config import NAMESPACE_RULE
 from ._errors import InvalidConfig
 from ._settings import selection_from_name
-from .providers import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
+from .providers import BUILT_IN, Placeholder, Provider
 from .state import RedisState, SQLiteState, StateBackend
 from .storage import LocalStorage, R2Storage, Storage, r2_client
 
@@ -45,56 +45,9 @@ def _max_in_flight(environ: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
-def _options(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
-    """Constructor keywords (argument -> variable) for the variables that are set."""
-    return {arg: environ[var] for arg, var in names.items() if environ.get(var)}
-
-
 def _providers(environ: Mapping[str, str]) -> list[Provider]:
-    """One hosted provider per key found, in the order AI first, stock photos last."""
-    providers: list[Provider] = []
-    if environ.get("REPLICATE_API_TOKEN"):
-        providers.append(
-            Replicate(
-                **_options(
-                    environ,
-                    {
-                        "api_token": "REPLICATE_API_TOKEN",
-                        "model": "IMAGEGEN_REPLICATE_MODEL",
-                        "webhook_url": "IMAGEGEN_REPLICATE_WEBHOOK_URL",
-                        "webhook_secret": "REPLICATE_WEBHOOK_SECRET",
-                    },
-                )
-            )
-        )
-    fal_key = environ.get("FAL_KEY") or (
-        f"{environ['FAL_KEY_ID']}:{environ['FAL_KEY_SECRET']}"
-        if environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")
-        else None
-    )
-    if fal_key:
-        fal_options = {
-            "app": "IMAGEGEN_FAL_APP",
-            "webhook_url": "IMAGEGEN_FAL_WEBHOOK_URL",
-            "webhook_auth": "IMAGEGEN_FAL_WEBHOOK_AUTH",
-        }
-        providers.append(Fal(key=fal_key, **_options(environ, fal_options)))
-    if environ.get("OPENAI_API_KEY"):
-        providers.append(
-            OpenAIImages(
-                **_options(
-                    environ,
-                    {
-                        "api_key": "OPENAI_API_KEY",
-                        "model": "IMAGEGEN_OPENAI_MODEL",
-                        "base_url": "OPENAI_BASE_URL",
-                    },
-                )
-            )
-        )
-    if environ.get("UNSPLASH_ACCESS_KEY"):
-        providers.append(Unsplash(access_key=environ["UNSPLASH_ACCESS_KEY"]))
-    return providers
+    """One hosted provider per key found, in the order of ``BUILT_IN`` (AI first, stock last)."""
+    return [p for vendor in BUILT_IN if (p := vendor.from_env(environ)) is not None]
 
 
 def _first(environ: Mapping[str, str], *names: str) -> str | None:

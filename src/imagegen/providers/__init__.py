@@ -22,10 +22,12 @@ from ._polling import (
     submit_work,
     wait_for_work,
 )
+from ._registry import BUILT_IN
 from ._replicate import Replicate
 from ._unsplash import Unsplash
 
 __all__ = [
+    "BUILT_IN",
     "DONE",
     "RUNNING",
     "Fal",
