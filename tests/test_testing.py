@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import subprocess
@@ -399,9 +400,9 @@ class TestPackage:
 
     def test_a_loaded_suite_module_is_reused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """With its module already imported, a suite is looked up again (no rewrite warning)."""
-        first = imagegen.testing.StorageSuite
-        monkeypatch.delitem(vars(imagegen.testing), "StorageSuite")
-        assert imagegen.testing.StorageSuite is first
+        module = importlib.import_module("imagegen.testing._storage_suite")
+        monkeypatch.delitem(vars(imagegen.testing), "StorageSuite", raising=False)
+        assert imagegen.testing.StorageSuite is module.StorageSuite
 
     def test_unknown_name(self) -> None:
         """An unknown attribute is an AttributeError naming it."""
