@@ -49,6 +49,12 @@ class TestContracts:
             forbidden = set(contracts()[name]["forbidden_modules"])
             assert {f"imagegen.{m}" for m in pipeline} <= forbidden
 
+    def test_strategies_see_no_provider_module_but_the_contract(self) -> None:
+        """Every module of imagegen.providers but _base is forbidden to strategies."""
+        forbidden = set(contracts()["strategies"]["forbidden_modules"])
+        modules = {p.stem for p in (SRC / "providers").glob("_*.py")} - {"__init__", "_base"}
+        assert {f"imagegen.providers.{m}" for m in modules} <= forbidden
+
     @pytest.mark.skipif(
         not (Path(sys.executable).parent / "lint-imports").exists(),
         reason="lint-imports is not installed next to this Python (the lint group has it)",

@@ -170,7 +170,18 @@ class TestConstruction:
         options: dict[str, Any] = {"access_key": KEY, field: value}
         with pytest.raises(InvalidConfig) as info:
             Unsplash(**options)
-        assert info.value.field == ("api_key" if field == "access_key" else field)
+        assert info.value.field == field
+
+    @pytest.mark.anyio
+    async def test_missing_key_names_the_argument_and_the_variable(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without a key the error says to pass access_key= or set UNSPLASH_ACCESS_KEY."""
+        monkeypatch.delenv("UNSPLASH_ACCESS_KEY", raising=False)
+        with pytest.raises(ProviderAuthError) as info:
+            await Unsplash().generate(ImageRequest(prompt="x"), ProviderContext(deadline=30))
+        assert "access_key=" in str(info.value)
+        assert "UNSPLASH_ACCESS_KEY" in str(info.value)
 
     def test_repr_hides_key(self) -> None:
         """The key is not in repr."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagegen import MemoryState, SQLiteState
-from imagegen.state import RedisState, StateBackend
+from imagegen.state import RedisState
 from imagegen.testing import StateBackendSuite
 from redis_support import RedisServer
 
@@ -96,15 +96,6 @@ class TestRedisState(StateBackendSuite):
     def advance_time(self, redis_db: RedisServer) -> Callable[[float], object]:
         """The server's expiries, moved on (it cannot be told the time)."""
         return redis_db.advance
-
-    @pytest.mark.xfail(
-        reason="RedisState.incr's Lua script returns the INCRBY result as a Lua number "
-        "(a double): past 2**53 the value returned is rounded; the one stored is exact",
-        strict=True,
-    )
-    async def test_incr_is_exact_past_2_53(self, state: StateBackend) -> None:
-        """Known bug: RedisState.incr returns a rounded value past 2**53."""
-        await super().test_incr_is_exact_past_2_53(state)
 
 
 BROKEN = '''

@@ -198,6 +198,7 @@ class Unsplash(HTTPProvider):
     paid = False
     default_base_url: ClassVar[str] = "https://api.unsplash.com"
     env_var: ClassVar[str | None] = "UNSPLASH_ACCESS_KEY"
+    key_argument: ClassVar[str] = "access_key"
     auth_scheme: ClassVar[str] = "Client-ID"
 
     def __init__(

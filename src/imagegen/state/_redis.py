@@ -40,19 +40,22 @@ _MAX_PX = 2**62
 # through negative amounts), or an amount of 0, would fool that test and gain or
 # refresh a ttl it must not have. A counter born with ttl <= 0 is expired at once, as in
 # the other backends: nothing is stored and the caller just gets `amount` back (nil here).
+# The new value goes back as the stored string, not INCRBY's reply: Lua keeps numbers
+# as doubles, which round past 2**53.
 #   KEYS[1] the counter; ARGV[1] amount; ARGV[2] ttl in ms, "" for none, "0" for expired.
 _INCR = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
     if ARGV[2] == '0' then
         return false
     end
-    local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+    redis.call('INCRBY', KEYS[1], ARGV[1])
     if ARGV[2] ~= '' then
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
     end
-    return value
+    return redis.call('GET', KEYS[1])
 end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return redis.call('GET', KEYS[1])
 """
 
 # SCAN's MATCH is a glob; these are its special characters outside brackets (inside
