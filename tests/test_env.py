@@ -46,9 +46,9 @@ class TestOfflineDefaults:
         assert isinstance(gen.state, SQLiteState)
         assert gen.state.path == tmp_path / "state.sqlite3"
         assert gen.namespace is None
-        assert isinstance(gen._config.strategy, Race)
+        assert isinstance(gen.strategy, Race)
         assert gen.timeout == 30.0
-        assert gen._config.default_image is DEFAULT
+        assert gen.default_image is DEFAULT
 
     def test_default_data_dir_is_relative_to_cwd(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -170,7 +170,7 @@ class TestSettings:
     def test_strategy(self, environ: dict[str, str], value: str, kind: type) -> None:
         """IMAGEGEN_STRATEGY picks Race, Hedge or Fallback (case and spaces ignored)."""
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_STRATEGY": value})
-        assert type(gen._config.strategy) is kind
+        assert type(gen.strategy) is kind
 
     @pytest.mark.parametrize(
         ("name", "value"),
@@ -228,9 +228,9 @@ class TestSettings:
 
     def test_config_ttl(self, environ: dict[str, str]) -> None:
         """IMAGEGEN_CONFIG_TTL sets how often shared settings are looked at (default 5 s)."""
-        assert ImageGenerator.from_env(environ)._config_ttl == 5.0
+        assert ImageGenerator.from_env(environ).config_ttl == 5.0
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_CONFIG_TTL": "1.5"})
-        assert gen._config_ttl == 1.5
+        assert gen.config_ttl == 1.5
 
     @pytest.mark.parametrize(
         ("value", "expected"), [("", 100), ("250", 250), (" 1 ", 1), ("none", None), ("None", None)]
@@ -244,7 +244,7 @@ class TestSettings:
     def test_no_default_image(self, environ: dict[str, str], value: str) -> None:
         """IMAGEGEN_DEFAULT_IMAGE=none turns the default image off."""
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_DEFAULT_IMAGE": value})
-        assert gen._config.default_image is None
+        assert gen.default_image is None
 
     @pytest.mark.parametrize(
         ("variables", "expected"),

@@ -115,7 +115,7 @@ class TestGenerator:
         record = await gen.record(fell.id)
         assert record is not None
         assert record.variant == "fallback"
-        assert isinstance(gen._config.strategy, Race)  # the base settings are untouched
+        assert isinstance(gen.strategy, Race)  # the base settings are untouched
 
     async def test_stats_per_variant(self, clock: FakeClock) -> None:
         """Each variant's generations, outcomes, calls and latency are counted apart."""

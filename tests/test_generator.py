@@ -452,11 +452,11 @@ class TestConfigure:
     def test_bad_change_keeps_old_config(self, changes: dict[str, object], field: str) -> None:
         """A bad change raises InvalidConfig naming the field; nothing changes."""
         gen = ImageGenerator(providers=[instant("a"), instant("b")], timeout=12.0)
-        before = gen._config
+        before = gen.settings()
         with pytest.raises(InvalidConfig) as info:
             gen.configure(**{"strategy": Fallback(), **changes})
         assert info.value.field == field
-        assert gen._config is before
+        assert gen.settings() == before
 
     def test_bad_namespace_and_download(self) -> None:
         """namespace and download are validated on construction."""

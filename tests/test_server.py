@@ -645,12 +645,11 @@ class TestAdminRoutes:
             ("b", True),
             ("a", False),
         ]
-        config = gen._config
-        assert config.timeout == 9
-        assert config.strategy == Hedge(delay=0.5)
-        assert config.retry == Retry(attempts=2, initial=0.1)
-        assert config.breaker == CircuitBreaker(failure_threshold=3)
-        assert config.enabled == {"b"}
+        assert gen.timeout == 9
+        assert gen.strategy == Hedge(delay=0.5)
+        assert gen.retry == Retry(attempts=2, initial=0.1)
+        assert gen.breaker == CircuitBreaker(failure_threshold=3)
+        assert gen.settings()["enabled"] == {"a": False, "b": True}
 
     @pytest.mark.parametrize(
         ("payload", "field"),
@@ -674,11 +673,11 @@ class TestAdminRoutes:
     async def test_patch_config_refused_whole(self, payload: dict[str, Any], field: str) -> None:
         """A bad change answers 422 naming the field, and nothing changes."""
         gen = ImageGenerator(providers=[instant("a")])
-        before = gen._config
+        before = gen.settings()
         async with client(create_app(gen, admin_token=TOKEN)) as http:
             response = await http.patch("/admin/config", json=payload, headers=AUTH)
         assert fields_of(assert_problem(response, 422)) == [field]
-        assert gen._config is before
+        assert gen.settings() == before
 
     async def test_patch_config_bad_json_is_400(self) -> None:
         """A body that is not JSON answers 400."""

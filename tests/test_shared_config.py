@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from imagegen import Fallback, Hedge, ImageGenerator, InvalidConfig, MemoryState, Retry
-from imagegen._settings import changes_from_json, settings_json
+from imagegen._settings import changes_from_json
 from imagegen.testing import FakeClock, instant
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,7 @@ class TestSharedSettings:
         clock.advance(1.0)
         result = await two.generate("x")
         assert two.timeout == 7.0
-        assert isinstance(two._config.strategy, Fallback)
+        assert isinstance(two.strategy, Fallback)
         assert [p.name for p in two.providers] == ["b", "a"]
         assert result.provider == "b"
 
@@ -45,7 +45,7 @@ class TestSharedSettings:
         one.configure(retry=Retry(attempts=1))
         await one.generate("x")
         await two.generate("x")
-        assert two._config.retry == Retry(attempts=1)
+        assert two.retry == Retry(attempts=1)
 
     async def test_own_settings_are_not_re_adopted(
         self, clock: FakeClock, caplog: pytest.LogCaptureFixture
@@ -102,11 +102,23 @@ class TestSettingsJson:
             strategy=Hedge(delay=1.5, budget=0.2),
             retry=Retry(attempts=2),
         )
-        changes = changes_from_json(settings_json(gen._config))
+        settings = gen.settings()
+        assert settings.pop("default_image") == "placeholder"
+        changes = changes_from_json(settings)
         assert changes["strategy"] == Hedge(delay=1.5, budget=0.2)
         assert changes["retry"] == Retry(attempts=2)
         assert changes["enabled"] == {"a": True, "b": True}
         assert changes["priority"] == ["a", "b"]
+
+    def test_settings_fed_back_change_nothing(self) -> None:
+        """update_settings(settings()) is a no-op, the described default image included."""
+        gen = ImageGenerator(providers=[instant("a"), instant("b")], strategy=Hedge(delay=1.0))
+        before = gen.settings()
+        gen.update_settings(before)
+        assert gen.settings() == before
+        with pytest.raises(InvalidConfig) as info:
+            gen.update_settings({**before, "default_image": None})
+        assert info.value.field == "default_image"
 
     @pytest.mark.parametrize(
         ("data", "field"),

@@ -36,7 +36,6 @@ from ._records import Records
 from ._relay import WebhookRelay
 from ._request import ImageRequest, check_experiment_key, request_from
 from ._runtime import Runtime
-from ._settings import changes_from_json
 from ._slots import CallSlots
 from ._tracking import Tracker
 from .providers import Provider, WebhookReceiver
@@ -280,12 +279,28 @@ class ImageGenerator:
         return self._live.current.timeout
 
     @property
-    def _config(self) -> Config:
-        """The settings in force (for tests and the repr)."""
-        return self._live.current
+    def strategy(self) -> Selection:
+        """The selection in force (``configure(strategy=...)`` changes it)."""
+        return self._live.current.strategy
 
     @property
-    def _config_ttl(self) -> float:
+    def retry(self) -> Retry:
+        """The retry policy in force."""
+        return self._live.current.retry
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit-breaker settings in force (each provider's breaker: :meth:`breaker_for`)."""
+        return self._live.current.breaker
+
+    @property
+    def default_image(self) -> DefaultImage:
+        """What is served when every provider fails (``DEFAULT``, bytes, a Provider, None)."""
+        return self._live.current.default_image
+
+    @property
+    def config_ttl(self) -> float:
+        """Seconds between looks at the settings shared through the state backend."""
         return self._live.ttl
 
     def configure(self, **changes: Any) -> None:
@@ -305,12 +320,14 @@ class ImageGenerator:
 
         ``strategy`` is ``{"kind": ..., fields}``; ``retry`` and ``breaker`` are
         objects of their fields; ``timeout``, ``enabled`` and ``priority`` as in
-        ``configure()``. What ``PATCH /admin/config`` and ``imagegen config set`` use.
+        ``configure()``; ``default_image`` may only repeat what :meth:`settings` says,
+        so ``update_settings(settings())`` changes nothing. What
+        ``PATCH /admin/config`` and ``imagegen config set`` use.
 
         Raises:
             InvalidConfig: Naming the field, dotted for nested ones (``retry.attempts``).
         """
-        self._live.configure(changes_from_json(settings))
+        self._live.update(settings)
 
     def settings(self) -> dict[str, Any]:
         """The run-time settings as JSON (what :meth:`configure` and PATCH /admin/config change).

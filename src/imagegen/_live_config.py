@@ -79,6 +79,18 @@ class LiveConfig:
             "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
         )
 
+    def update(self, settings: Mapping[str, Any]) -> None:
+        """:meth:`configure` from settings JSON, as :meth:`settings` writes it.
+
+        ``default_image`` is only described in that JSON, so it cannot be set from
+        it: the current description passes (a round trip changes nothing), any other
+        value is refused.
+        """
+        settings = dict(settings)
+        if settings.get("default_image", ...) == describe_default(self.current.default_image):
+            del settings["default_image"]
+        self.configure(changes_from_json(settings))
+
     def check_variants(self, config: Config) -> None:
         """Every variant of the experiment must apply cleanly on top of ``config``."""
         assert self.experiment is not None  # noqa: S101 - callers check

@@ -182,7 +182,7 @@ class TestSettingsJson:
         assert gen.settings()["strategy"] == {"kind": "pair", "size": 3}
         gen.configure(strategy=Race())
         gen.update_settings({"strategy": {"kind": "pair", "size": 1}})
-        assert gen._config.strategy == Pair(size=1)
+        assert gen.strategy == Pair(size=1)
 
     def test_plain_classes_travel_by_kind(self) -> None:
         """A selection that is not an attrs class is named by kind alone."""
@@ -221,7 +221,7 @@ class TestSettingsJson:
         await one.publish_config()
         clock.advance(1.0)
         await two.refresh_config()
-        assert two._config.strategy == Pair(size=4)
+        assert two.strategy == Pair(size=4)
 
     def test_two_classes_with_one_kind_are_an_error(self) -> None:
         """Two Selection classes sharing a kind make the lookup fail with a clear message."""
