@@ -200,10 +200,12 @@ EXPECTED: dict[Fault, type[ProviderError]] = {
     Fault.CONTENT_REJECTED: ContentRejected,
     Fault.NOT_IMAGE: ProviderError,
     Fault.OVERSIZED: ProviderError,
+    Fault.STALL: ProviderTimeout,
+    Fault.CUT_OFF: ProviderUnavailable,
 }
 # OpenAI has no asynchronous failure: a failed generation is a 500 after the latency.
 EXCEPTIONS = {("openai", Fault.FAILED): ProviderUnavailable}
-BILLED = {Fault.MALFORMED_JSON, Fault.NOT_IMAGE, Fault.OVERSIZED}
+BILLED = {Fault.MALFORMED_JSON, Fault.NOT_IMAGE, Fault.OVERSIZED, Fault.STALL, Fault.CUT_OFF}
 
 
 class TestFaults:

@@ -109,6 +109,8 @@ class _FalRoutes(_Routes):
         started = self._fal_start(inst, request, app)
         if isinstance(started, _Refused):
             return await self._refuse(inst, started.fault)
+        if isinstance(started, _Job):
+            await self._accepted(started)
         return started
 
     async def _fal_sync(self, inst: _Instance, request: _Request, app: str) -> _Outcome:

@@ -39,6 +39,7 @@ class _Reply:
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    cut: bool = False  # send the head and half the body, then reset the connection
 
 
 class _Action(enum.Enum):

@@ -54,6 +54,7 @@ class _OpenAIRoutes(_Routes):
         gpt = model.startswith("gpt-image")
         fmt = str(body.get("output_format") or "png") if gpt else "png"
         job = self._new_job(inst, draw, prompt, fmt, body, model)
+        await self._accepted(job)
         await anyio.sleep(job.latency)
         request_id = ("x-request-id", f"req_{job.id}")
         if job.fault is Fault.FAILED:

@@ -29,7 +29,13 @@ CONTENT_REJECTED  Replicate ``failed`` with an NSFW message and fal 422
                   ``content_policy_violation``, Unsplash 410 (not billed)
 NOT_IMAGE         billed; the output URL (or b64 payload) is an HTML page, 200
 OVERSIZED         billed; the output is ``oversize_bytes`` long (PNG magic, then zeros)
+STALL             billed; the create is accepted (its work made) and never answered
+CUT_OFF           billed; the answer's head and half its body are sent, then the
+                  connection is reset (RST): a reset mid-response
 ================  =================================================================
+
+STALL and CUT_OFF are what a client cannot tell apart from HANG and RESET, except
+that the work exists: a client that sends the create again pays twice.
 
 ``poll_faults`` apply the first seven (:data:`POLL_FAULTS`) to status polls, result
 fetches and download-tracking GETs instead.
@@ -63,6 +69,8 @@ class Fault(enum.Enum):
     CONTENT_REJECTED = "content_rejected"
     NOT_IMAGE = "not_image"
     OVERSIZED = "oversized"
+    STALL = "stall"
+    CUT_OFF = "cut_off"
 
 
 #: Faults that answer before any work exists.

@@ -60,6 +60,7 @@ class _ReplicateRoutes(_Routes):
             assert draw.fault is not None
             return await self._refuse(inst, draw.fault)
         job = self._new_job(inst, draw, prompt, data.get("output_format", "webp"), data, model)
+        await self._accepted(job)
         wait = _prefer_wait(request.headers.get("prefer"))
         headers: tuple[tuple[str, str], ...] = ()
         if wait is not None:

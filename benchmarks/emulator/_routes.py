@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import anyio
+import attrs
 
 from ._base import _EmulatorBase
 from ._errors import _error, _refusal
@@ -19,10 +20,11 @@ from ._profiles import _REFUSALS, Draw, Fault
 def _answer(
     status: int, data: Any, fault: Fault | None, headers: tuple[tuple[str, str], ...] = ()
 ) -> _Reply:
-    """``data`` as JSON, or cut in half when the draw's fault is MALFORMED_JSON."""
+    """``data`` as JSON; cut in half for MALFORMED_JSON, cut off mid-send for CUT_OFF."""
     if fault is Fault.MALFORMED_JSON:
         return _malformed(status, data)
-    return _json(status, data, headers)
+    reply = _json(status, data, headers)
+    return attrs.evolve(reply, cut=True) if fault is Fault.CUT_OFF else reply
 
 
 class _Routes(_EmulatorBase):
@@ -61,6 +63,11 @@ class _Routes(_EmulatorBase):
         )
         inst.jobs[job.id] = job
         return job
+
+    async def _accepted(self, job: _Job) -> None:
+        """Where a create whose work now exists stalls for good, when its fault is STALL."""
+        if job.fault is Fault.STALL:
+            await anyio.sleep_forever()
 
     def _file_url(self, inst: _Instance, job: _Job) -> str:
         kind = "image"

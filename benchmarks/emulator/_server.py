@@ -38,6 +38,8 @@ from ._replicate import _ReplicateRoutes
 from ._stats import ProviderStats
 from ._unsplash import _UnsplashRoutes
 
+_CUT_PAUSE = 0.02  # seconds between the half-sent answer of CUT_OFF and its reset
+
 
 class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
@@ -147,7 +149,13 @@ class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
                         _set_reset(stream)
                         return
                     assert isinstance(outcome, _Reply)
-                    await stream.send(_encode(conn, outcome))
+                    data = _encode(conn, outcome)
+                    if outcome.cut:  # the head and half the body, then an RST
+                        await stream.send(data[: len(data) - (len(outcome.body) + 1) // 2])
+                        await anyio.sleep(_CUT_PAUSE)  # the client reads them first
+                        _set_reset(stream)
+                        return
+                    await stream.send(data)
                     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                         await _close_gracefully(stream)
                         return

@@ -44,6 +44,7 @@ class _UnsplashRoutes(_Routes):
                 return _error("unsplash", 404, "No photos found.")
             return _error("unsplash", 410, "Query flagged as spam")
         job = self._new_job(inst, draw, query, "jpg", dict(request.query))
+        await self._accepted(job)
         await anyio.sleep(job.latency)
         photo = self._photo(inst, job)
         count = request.query.get("count")
