@@ -21,6 +21,7 @@ from imagegen import (
     ImageGenerator,
     InvalidConfig,
     MemoryStorage,
+    ProviderError,
     Replicate,
     Retry,
 )
@@ -257,6 +258,15 @@ class TestBodyLimit:
         assert_problem(response, 413)
         assert provider.calls == 0
 
+    async def test_content_length_not_a_number(self) -> None:
+        """A Content-Length that is not a number answers 400."""
+        gen = ImageGenerator(providers=[instant("a")])
+        async with client(create_app(gen)) as http:
+            response = await http.post(
+                "/images/generate", content=b"{}", headers={"content-length": "two"}
+            )
+        assert_problem(response, 400)
+
     async def test_chunked_over_limit(self) -> None:
         """Without Content-Length the stream is read until the limit, then refused."""
         sent: list[int] = []
@@ -460,6 +470,21 @@ class TestWebhooks:
         assert assert_problem(response, 401)["kind"] == "WebhookVerificationError"
         assert_problem(unsigned, 401)
 
+    async def test_provider_error_is_502_naming_it(
+        self, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The provider could not verify (its keys unreachable): 502 naming the provider."""
+        gen = self.generator(clock)
+
+        async def handle_webhook(provider: str, *_: Any, **__: Any) -> str:
+            raise ProviderError("could not fetch the signing keys", provider=provider)
+
+        monkeypatch.setattr(gen, "handle_webhook", handle_webhook)
+        async with client(create_app(gen)) as http:
+            response = await http.post("/webhooks/replicate", content=b"{}")
+        body = assert_problem(response, 502)
+        assert (body["kind"], body["provider"]) == ("ProviderError", "replicate")
+
     async def test_unknown_provider_is_404(self, clock: FakeClock) -> None:
         """No such provider, or one that takes no webhooks: 404."""
         async with client(create_app(self.generator(clock))) as http:
@@ -608,6 +633,7 @@ class TestAdminRoutes:
             ({"provider": "zz", "action": "open"}, 404, None),
             ({"provider": "a", "action": "explode"}, 422, "action"),
             ({"action": "open"}, 422, "provider"),
+            ({"provider": "a", "action": "open", "reason": 5}, 422, "reason"),
         ],
     )
     async def test_circuit_breaker_errors(
@@ -724,14 +750,17 @@ class TestRouting:
         assert_problem(missing, 404)
         assert_problem(unknown, 404)
 
-    async def test_unexpected_error_is_500_problem(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_unexpected_error_is_500_problem(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """A bug below a route answers a 500 problem, without the exception's text."""
         gen = ImageGenerator(providers=[instant("a")])
 
-        async def broken(*, deep: bool = False) -> dict[str, Any]:
+        def broken() -> dict[str, Any]:
             raise RuntimeError("internal detail")
 
-        monkeypatch.setattr(gen, "health", broken)
+        monkeypatch.setattr(gen, "settings", broken)
         async with client(create_app(gen)) as http:
-            response = await http.get("/health")
+            response = await http.get("/config")
         assert "internal detail" not in assert_problem(response, 500)["detail"]
+        assert any(r.exc_info for r in caplog.records)  # a bug keeps its traceback
