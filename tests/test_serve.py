@@ -8,8 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import uvicorn
+
+from imagegen._cli import main
+
+VENDOR_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "OPENAI_API_KEY", "UNSPLASH_ACCESS_KEY")
 
 
 def free_port() -> int:
@@ -25,8 +32,7 @@ class TestServe:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("IMAGEGEN_")
-            and k not in ("REPLICATE_API_TOKEN", "FAL_KEY", "OPENAI_API_KEY", "UNSPLASH_ACCESS_KEY")
+            if not k.startswith("IMAGEGEN_") and k not in VENDOR_KEYS
         }
         env["IMAGEGEN_DATA_DIR"] = str(tmp_path)
         proc = subprocess.Popen(
@@ -68,3 +74,87 @@ class TestServe:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+class TestServeOptions:
+    """What ``imagegen serve`` reads from the environment, with uvicorn.run stubbed out."""
+
+    @pytest.fixture
+    def served(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+        """The apps ``imagegen serve`` hands to uvicorn (none run), offline, data in tmp."""
+        for name in list(os.environ):
+            if name.startswith("IMAGEGEN_") or name in VENDOR_KEYS:
+                monkeypatch.delenv(name)
+        monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path))
+        apps: list[Any] = []
+        monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+        return apps
+
+    @pytest.mark.anyio
+    async def test_allow_provider_options_from_env(
+        self, served: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """IMAGEGEN_ALLOW_PROVIDER_OPTIONS lets exactly the listed keys through."""
+        monkeypatch.setenv("IMAGEGEN_ALLOW_PROVIDER_OPTIONS", '{"placeholder": ["style"]}')
+        assert main(["serve"]) == 0
+        [app] = served
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+        ):
+            allowed = await http.post(
+                "/images/generate",
+                json={
+                    "prompt": "x",
+                    "width": 64,
+                    "height": 64,
+                    "provider_options": {"placeholder": {"style": "flat"}},
+                },
+            )
+            refused = await http.post(
+                "/images/generate",
+                json={"prompt": "x", "provider_options": {"placeholder": {"model": "big"}}},
+            )
+        assert allowed.status_code == 200, allowed.text
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == "provider_options.placeholder.model"
+
+    @pytest.mark.anyio
+    async def test_no_options_by_default(self, served: list[Any]) -> None:
+        """Without the variable no provider option is taken."""
+        assert main(["serve"]) == 0
+        [app] = served
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+        ):
+            refused = await http.post(
+                "/images/generate",
+                json={"prompt": "x", "provider_options": {"placeholder": {"style": "flat"}}},
+            )
+        assert refused.status_code == 422
+
+    @pytest.mark.parametrize(
+        ("value", "named"),
+        [
+            ("openai=background", "IMAGEGEN_ALLOW_PROVIDER_OPTIONS"),
+            ('{"openai": "background"}', "allow_provider_options"),
+        ],
+    )
+    def test_bad_value_exits_2(
+        self,
+        served: list[Any],
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        value: str,
+        named: str,
+    ) -> None:
+        """Not JSON, or not names to lists of keys: exit 2 with one line, nothing served."""
+        monkeypatch.setenv("IMAGEGEN_ALLOW_PROVIDER_OPTIONS", value)
+        assert main(["serve"]) == 2
+        assert served == []
+        err = capsys.readouterr().err
+        assert err.startswith("imagegen: error: ")
+        assert named in err

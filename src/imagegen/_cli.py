@@ -201,6 +201,28 @@ async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report["status"] == "ok" else 1
 
 
+_ALLOW_OPTIONS_VAR = "IMAGEGEN_ALLOW_PROVIDER_OPTIONS"
+
+
+def _allowed_options(raw: str) -> Any:
+    """``IMAGEGEN_ALLOW_PROVIDER_OPTIONS``: JSON ``{"provider": ["key", ...]}``, or unset.
+
+    The shape is checked by ``create_app``; this only reads the JSON.
+
+    Raises:
+        InvalidConfig: The value is not JSON.
+    """
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidConfig(
+            f'{_ALLOW_OPTIONS_VAR} must be JSON like {{"openai": ["background"]}} (got {raw!r})',
+            field=_ALLOW_OPTIONS_VAR,
+        ) from None
+
+
 def _serve(args: argparse.Namespace, err: TextIO) -> int:
     try:
         import uvicorn  # noqa: PLC0415 - the optional 'server' extra
@@ -222,7 +244,11 @@ def _serve(args: argparse.Namespace, err: TextIO) -> int:
         async with gen:
             yield
 
-    api = create_app(gen, admin_token=os.environ.get("IMAGEGEN_ADMIN_TOKEN") or None)
+    api = create_app(
+        gen,
+        admin_token=os.environ.get("IMAGEGEN_ADMIN_TOKEN") or None,
+        allow_provider_options=_allowed_options(os.environ.get(_ALLOW_OPTIONS_VAR, "")),
+    )
     app = Starlette(routes=[Mount("/", app=api)], lifespan=lifespan)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
