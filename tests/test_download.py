@@ -1,123 +1,37 @@
-"""Downloading provider output: URL policy (SSRF guard), size and type limits, error mapping."""
+"""Downloading provider output: responses, redirects, size limits, errors, the client's part.
+
+The requests are answered by respx, which stands in for the download's own connection
+pool; tests/test_download_pinning.py runs real sockets (pinning, TLS, rebinding) and
+tests/test_download_urls.py the URL policy (schemes, addresses, malformed URLs).
+"""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 
 import imagegen._download
-from imagegen import DownloadPolicy, ProviderError, ProviderTimeout, ProviderUnavailable
-from imagegen._download import check_image, fetch_image
-from imagegen.testing import tiny_png
-
-PUBLIC_URL = "https://93.184.215.14/x.png"
-PRIVATE = {"allow_private_networks": True}
-
-Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
-
-
-class Server:
-    """A MockTransport handler that records the requests it gets."""
-
-    def __init__(self, answer: Callable[[httpx.Request], httpx.Response] | None = None) -> None:
-        self.requests: list[httpx.Request] = []
-        self._answer = answer or (lambda _request: httpx.Response(200, content=tiny_png()))
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self._answer(request)
-
-
-async def fetch(
-    url: str,
-    server: Server | None = None,
-    policy: DownloadPolicy | None = None,
-    *,
-    follow_redirects: bool = False,
-    headers: dict[str, str] | None = None,
-) -> tuple[bytes, str]:
-    """fetch_image through a MockTransport client, as provider "prov"."""
-    transport = httpx.MockTransport(server or Server())
-    async with httpx.AsyncClient(transport=transport, follow_redirects=follow_redirects) as http:
-        return await fetch_image(
-            url, http=http, policy=policy or DownloadPolicy(), provider="prov", headers=headers
-        )
-
-
-def resolver(
-    monkeypatch: pytest.MonkeyPatch, *addresses: str, error: OSError | None = None
-) -> list[str]:
-    """Make imagegen._download resolve to ``addresses`` (or raise); returns the hosts asked."""
-    asked: list[str] = []
-
-    async def getaddrinfo(host: str, port: int, **_kwargs: Any) -> list[tuple[Any, ...]]:
-        asked.append(host)
-        if error is not None:
-            raise error
-        return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-            for a in addresses
-        ]
-
-    monkeypatch.setattr(imagegen._download.anyio, "getaddrinfo", getaddrinfo)
-    return asked
-
-
-async def chunks(parts: list[bytes], pulled: list[int]) -> AsyncIterator[bytes]:
-    """An async body that counts how many chunks were read."""
-    for part in parts:
-        pulled.append(1)
-        yield part
-
-
-def assert_refused(info: pytest.ExceptionInfo[ProviderError], server: Server) -> None:
-    """A refusal is a plain, permanent ProviderError, and nothing was sent."""
-    assert type(info.value) is ProviderError
-    assert info.value.retryable is False
-    assert info.value.provider == "prov"
-    assert server.requests == []
-
-
-class TestCheckImage:
-    @pytest.mark.parametrize(
-        ("data", "content_type"),
-        [
-            (tiny_png(), "image/png"),
-            (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image/jpeg"),
-            (b"GIF89a" + b"\x00" * 20, "image/gif"),
-            (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
-        ],
-    )
-    def test_type_from_magic_bytes(self, data: bytes, content_type: str) -> None:
-        """The MIME type comes from the magic bytes."""
-        assert check_image(data, DownloadPolicy(), "prov") == content_type
-
-    @pytest.mark.parametrize("data", [b"", b"<!doctype html><html></html>", b"{}", b"\x89PNX"])
-    def test_not_an_image(self, data: bytes) -> None:
-        """Bytes that are no image raise a non-retryable ProviderError naming the provider."""
-        with pytest.raises(ProviderError) as info:
-            check_image(data, DownloadPolicy(), "prov")
-        assert type(info.value) is ProviderError
-        assert info.value.retryable is False
-        assert info.value.provider == "prov"
-
-    def test_size_limit(self) -> None:
-        """An image of exactly max_bytes passes; one byte over is refused."""
-        png = tiny_png()
-        assert check_image(png, DownloadPolicy(max_bytes=len(png)), "prov") == "image/png"
-        with pytest.raises(ProviderError) as info:
-            check_image(png, DownloadPolicy(max_bytes=len(png) - 1), "prov")
-        assert info.value.retryable is False
+from download_support import PUBLIC_URL, Server, chunks, fetch, resolver
+from imagegen import (
+    DownloadPolicy,
+    ImageGenerator,
+    ImageRequest,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from imagegen._http_headers import user_agent
+from imagegen.providers import Provider, ProviderContext, ProviderImage
+from imagegen.testing import FakeClock, FakeProvider, tiny_png
 
 
 @pytest.mark.anyio
 class TestFetchSuccess:
     async def test_public_https_ip(self) -> None:
-        """An https URL on a public IP literal is fetched with GET and typed by magic bytes."""
+        """An https URL on a public IP literal is fetched with GET and typed by its header."""
         server = Server()
         data, content_type = await fetch(PUBLIC_URL, server, headers={"Authorization": "Key abc"})
         assert (data, content_type) == (tiny_png(), "image/png")
@@ -131,6 +45,27 @@ class TestFetchSuccess:
         assert await fetch("https://cdn.example.com/out.png", server) == (tiny_png(), "image/png")
         assert asked == ["cdn.example.com"]
         assert len(server.requests) == 1
+
+    async def test_the_generator_client_lends_only_timeout_and_user_agent(self) -> None:
+        """The download copies the client's User-Agent, never its default headers or cookies,
+        and asks for the bytes as stored (no content coding)."""
+        server = Server()
+        async with httpx.AsyncClient(
+            headers={"User-Agent": "mine/1", "Authorization": "Bearer vendor-key"},
+            cookies={"session": "s3cret"},
+        ) as http:
+            await fetch(PUBLIC_URL, server, http=http)
+        sent = server.requests[0].headers
+        assert sent["user-agent"] == "mine/1"
+        assert sent["accept-encoding"] == "identity"
+        assert "authorization" not in sent
+        assert "cookie" not in sent
+
+    async def test_without_a_client_the_library_user_agent(self) -> None:
+        """With no client to copy from, the download says it is imagegen."""
+        server = Server()
+        await fetch(PUBLIC_URL, server)
+        assert server.requests[0].headers["user-agent"] == user_agent()
 
     async def test_http_allowed_when_asked(self) -> None:
         """allow_http=True accepts a plain-http URL."""
@@ -146,149 +81,6 @@ class TestFetchSuccess:
         )
         data, _ = await fetch(PUBLIC_URL, server, DownloadPolicy(max_bytes=len(png)))
         assert data == png
-
-
-@pytest.mark.anyio
-class TestUrlPolicy:
-    async def test_http_refused_by_default(self) -> None:
-        """Plain http is refused unless allow_http is set."""
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch("http://93.184.215.14/x.png", server)
-        assert_refused(info, server)
-
-    @pytest.mark.parametrize(
-        "url",
-        [
-            "ftp://93.184.215.14/x.png",
-            "file:///etc/passwd",
-            "data:image/png;base64,AAAA",
-            "https:///x.png",
-        ],
-    )
-    async def test_other_schemes_refused(self, url: str) -> None:
-        """Only http(s) URLs with a host are ever fetched, even with allow_http."""
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(url, server, DownloadPolicy(allow_http=True, allow_private_networks=True))
-        assert_refused(info, server)
-
-    @pytest.mark.parametrize(
-        "host",
-        [
-            "127.0.0.1",
-            "10.0.0.1",
-            "172.16.5.4",
-            "192.168.1.1",
-            "169.254.1.1",
-            "[::1]",
-            "[fe80::1]",
-            "[fc00::1]",
-            "[::ffff:127.0.0.1]",
-            "[::ffff:10.0.0.1]",
-            "[::ffff:192.168.1.1]",
-        ],
-    )
-    async def test_private_addresses(self, host: str) -> None:
-        """Loopback, private, link-local and IPv4-mapped private IPs are refused unless allowed."""
-        url = f"https://{host}/x.png"
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(url, server)
-        assert_refused(info, server)
-        assert await fetch(url, policy=DownloadPolicy(**PRIVATE)) == (tiny_png(), "image/png")
-
-    @pytest.mark.parametrize(
-        "url",
-        [
-            "https://169.254.169.254/latest/meta-data/",
-            "https://[::ffff:169.254.169.254]/latest/meta-data/",
-            "https://[fd00:ec2::254]/latest/meta-data/",
-            "http://metadata.google.internal/computeMetadata/v1/",
-            "https://METADATA.GOOGLE.INTERNAL./computeMetadata/v1/",
-        ],
-    )
-    async def test_metadata_refused_always(self, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Cloud metadata addresses and hosts are refused even with every allowance."""
-        asked = resolver(monkeypatch, "93.184.215.14")
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(url, server, DownloadPolicy(allow_http=True, **PRIVATE))
-        assert_refused(info, server)
-        assert asked == []
-
-    @pytest.mark.parametrize(
-        ("addresses", "policy"),
-        [
-            (["10.0.0.5"], {}),
-            (["127.0.0.1"], {}),
-            (["::1"], {}),
-            (["93.184.215.14", "192.168.0.7"], {}),
-            (["169.254.169.254"], PRIVATE),
-        ],
-    )
-    async def test_hostname_resolving_to_refused_address(
-        self, monkeypatch: pytest.MonkeyPatch, addresses: list[str], policy: dict[str, bool]
-    ) -> None:
-        """A hostname is refused when any address it resolves to is refused."""
-        asked = resolver(monkeypatch, *addresses)
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch("https://images.example.com/x.png", server, DownloadPolicy(**policy))
-        assert_refused(info, server)
-        assert asked == ["images.example.com"]
-
-    @pytest.mark.parametrize(
-        "url",
-        [
-            "https://224.0.0.1/x.png",
-            "https://0.0.0.0/x.png",
-            "https://[ff02::1]/x.png",
-            "https://[2002:a9fe:a9fe::]/x.png",
-        ],
-    )
-    async def test_never_allowed(self, url: str) -> None:
-        """Multicast, unspecified and 6to4-wrapped metadata addresses are refused always."""
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(url, server, DownloadPolicy(**PRIVATE))
-        assert_refused(info, server)
-
-    @pytest.mark.parametrize(
-        "host",
-        ["[2002:7f00:1::]", "[2002:c0a8:101::]", "[2001:0:4136:e378:8000:63bf:f5ff:fffe]"],
-    )
-    async def test_embedded_private_ipv4_refused(self, host: str) -> None:
-        """6to4 and Teredo addresses are judged by the IPv4 address they carry."""
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(f"https://{host}/x.png", server)
-        assert_refused(info, server)
-
-    @pytest.mark.parametrize(
-        "url",
-        [
-            "https://example.com:99999/x.png",
-            "https://example.com:abc/x.png",
-            "https://[::1/x.png",
-        ],
-    )
-    async def test_malformed_urls_are_refused(self, url: str) -> None:
-        """A malformed URL is the provider's fault: a permanent ProviderError, nothing sent."""
-        server = Server()
-        with pytest.raises(ProviderError) as info:
-            await fetch(url, server)
-        assert_refused(info, server)
-        assert "malformed" in str(info.value)
-
-    async def test_resolution_failure_is_unavailable(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A host that does not resolve raises ProviderUnavailable and sends nothing."""
-        resolver(monkeypatch, error=socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
-        server = Server()
-        with pytest.raises(ProviderUnavailable) as info:
-            await fetch("https://nowhere.invalid/x.png", server)
-        assert info.value.provider == "prov"
-        assert server.requests == []
 
 
 @pytest.mark.anyio
@@ -332,6 +124,29 @@ class TestResponses:
         with pytest.raises(ProviderError) as info:
             await fetch(PUBLIC_URL, server)
         assert info.value.retryable is False
+        assert len(server.requests) == 1
+
+    @pytest.mark.parametrize(
+        "location",
+        [
+            "https:\\\\127.0.0.1\\x.png",
+            "\\\\169.254.169.254\\latest",
+            "https://[::1",
+            "https://\u2603.example/x.png",
+            "https://xn--.example/x.png",
+            "https://93.184.215.15:99999/x.png",
+        ],
+        ids=["backslash-url", "backslash-unc", "ipv6-unclosed", "idna", "idna-label", "port"],
+    )
+    async def test_malformed_location_is_a_provider_error(self, location: str) -> None:
+        """A redirect to a URL httpx cannot parse or send is a permanent "malformed output URL"."""
+        raw = location.encode()  # as a server sends it: bytes, UTF-8 or not
+        server = Server(lambda _r: httpx.Response(302, headers={"Location": raw}))
+        with pytest.raises(ProviderError) as info:
+            await fetch(PUBLIC_URL, server)
+        assert type(info.value) is ProviderError
+        assert info.value.retryable is False
+        assert str(info.value).startswith("malformed output URL")
         assert len(server.requests) == 1
 
     async def test_too_many_redirects(self) -> None:
@@ -437,3 +252,40 @@ class TestTransportErrors:
         with pytest.raises(ProviderUnavailable) as info:
             await fetch(PUBLIC_URL, Server(lambda _r: httpx.Response(200, content=broken())))
         assert info.value.retryable is False
+
+
+class MalformedOutput(Provider):
+    """Hands back an output URL that no client can fetch."""
+
+    name = "garbled"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        return ProviderImage(url=self.url)
+
+
+@pytest.mark.anyio
+class TestMalformedThroughTheGenerator:
+    @pytest.mark.parametrize(
+        "url",
+        ["https://\u2603.example/x.png", "https://xn--.example/x.png", "https://[::1/x.png"],
+        ids=["idna", "idna-label", "invalid-url"],
+    )
+    async def test_no_traceback_and_the_next_provider(
+        self, url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A malformed output URL fails its attempt as a provider error, never as "a bug"."""
+        with caplog.at_level(logging.DEBUG, logger="imagegen"):
+            async with ImageGenerator(
+                providers=[MalformedOutput(url), FakeProvider("backup", tier=1)], clock=clock
+            ) as gen:
+                result = await gen.generate("x")
+        assert result.provider == "backup"
+        error = result.attempts[0].error
+        assert type(error) is ProviderError
+        assert str(error).startswith("malformed output URL")
+        assert error.retryable is False
+        assert [r for r in caplog.records if r.exc_info or "a bug" in r.getMessage()] == []
