@@ -52,7 +52,8 @@ _METADATA_NETWORKS = tuple(
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.IGNORECASE)
+# Labels of 1-63 letters, digits, hyphens (and underscores, which real hosts use); 253 at most.
+_HOST_NAME = re.compile(r"(?!.{254})[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?", re.IGNORECASE)
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_REDIRECTS = 3
 
