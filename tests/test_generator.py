@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
+import respx
 
 from imagegen import (
     DEFAULT,
@@ -228,18 +228,19 @@ class TestBadProviders:
         """A ProviderImage(url=...) is fetched with the generator's client under the policy."""
         png = tiny_png()
 
-        def handler(request: httpx.Request) -> httpx.Response:
-            return httpx.Response(200, content=png)
-
         class UrlProvider(Provider):
             name = "urlp"
 
             async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
                 return ProviderImage(url="https://93.184.215.14/out.png")
 
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            gen = ImageGenerator(providers=[UrlProvider()], http=http, clock=clock)
+        # Downloads go through their own pinned connection pool (never the shared client), so
+        # the network is mocked below httpx's transports, where that pool sends too.
+        with respx.mock(assert_all_called=True) as mock:
+            route = mock.get("https://93.184.215.14/out.png").respond(200, content=png)
+            gen = ImageGenerator(providers=[UrlProvider()], clock=clock)
             result = await gen.generate("x")
+        assert route.call_count == 1
         assert result.provider == "urlp"
         assert result.data == png
         assert result.source_url == "https://93.184.215.14/out.png"
