@@ -36,7 +36,7 @@ pytestmark = pytest.mark.anyio
 
 EPOCH = 1_767_225_600  # FakeClock's time() at monotonic 0
 
-# Replicate (provider-apis.md's vectors)
+# Replicate (its documented test vectors)
 TOKEN = "r8_TESTTOKEN"
 SECRET = "whsec_No+iZL/VrSq7QMlMxlzKipmkpSFqaI2VbNVyUrfAX8M="
 PREDICTION_ID = "q7x3k9m2ydrj00cmz8ab1c2d3e"
@@ -46,7 +46,7 @@ GET_URL = f"{BASE}/predictions/{PREDICTION_ID}"
 OUTPUT_URL = "https://replicate.delivery/xezq/abc123/out-0.webp"
 HOOK = "https://example.com/hooks/replicate"
 
-# fal (provider-apis.md's vectors)
+# fal (its documented test vectors)
 FAL_KEY = "1a2b3c4d:5e6f7a8b"
 REQUEST_ID = "6f1d2c3b-4a5e-4f60-8a9b-0c1d2e3f4a5b"
 REQUESTS = f"https://queue.fal.run/fal-ai/flux/requests/{REQUEST_ID}"
@@ -102,7 +102,7 @@ def signed(body: bytes, msg_id: str = "msg_1", at: int = EPOCH) -> dict[str, str
 
 
 def fal_signed(body: bytes, *, at: int = EPOCH) -> dict[str, str]:
-    """Sign a fal delivery with the test seed of provider-apis.md."""
+    """Sign a fal delivery with the documented test seed."""
     key = Ed25519PrivateKey.from_private_bytes(FAL_SEED)
     message = f"{REQUEST_ID}\nuser_test_42\n{at}\n{hashlib.sha256(body).hexdigest()}"
     return {
@@ -316,7 +316,7 @@ class TestFalSigned:
     async def test_vector_delivery_completes_the_request(
         self, clock: FakeClock, public_dns: None
     ) -> None:
-        """provider-apis.md's signed delivery ends the wait; keys fetched once, without our key."""
+        """The documented signed delivery ends the wait; keys fetched once, without our key."""
         async with httpx.AsyncClient() as http:
             with respx.mock(assert_all_called=False) as mock:
                 submit, status = fal_routes(mock)
@@ -465,11 +465,12 @@ class TestFalToken:
             assert cancel.call_count == 1  # a finished request's cancel is refused, harmlessly
 
     async def test_token_needs_a_generator(self, clock: FakeClock) -> None:
-        """A bare context cannot make tokens, and accepts none."""
+        """A bare context cannot make or bind tokens, and accepts none."""
         ctx = ProviderContext(deadline=clock.monotonic() + 5, clock=clock)
         with pytest.raises(RuntimeError, match="need a generator"):
             await ctx.webhook_token()
-        assert not await ctx.check_webhook_token("anything")
+        assert not await ctx.bind_webhook_token("anything", "req-1")
+        assert not await ctx.check_webhook_token("anything", work_id="req-1")
         assert await ctx.webhook("work", within=1.0) is None
         assert clock.monotonic() == pytest.approx(1.0)
 

@@ -1,6 +1,6 @@
 """Webhook verification: Replicate's Standard Webhooks HMAC and fal's Ed25519 over a JWKS.
 
-The fixed vectors are copied from /work/shared/provider-apis.md ("Test vectors"); the
+The fixed vectors are the vendors' documented test vectors; the
 bodies are checked against the documented sha256 at import, so a transcription slip
 fails loudly instead of producing a vector that tests nothing.
 """

@@ -24,7 +24,7 @@ from ._alert_checks import check_clock, check_positive_int, check_seconds
 from ._clock import Clock
 from ._errors import InvalidConfig, WebhookVerificationError
 from ._http_headers import parse_retry_after, user_agent
-from ._webhooks import sign_standard_webhook, standard_webhook_key
+from ._webhooks import hidden_in_logs, sign_standard_webhook, standard_webhook_key
 from .strategies import Retry
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ class AlertWebhook:
 
     Args:
         url: The receiver, http or https. Its userinfo and query string are never
-            logged.
+            logged: the userinfo is sent as ``Authorization: Basic`` (not in the
+            URL), and the query's values are masked in httpx's log while a
+            delivery runs.
         secret: The shared signing secret, ``whsec_`` and base64 of 16 bytes or more.
         http: An ``httpx.AsyncClient`` you own; otherwise one is made and closed.
         attempts: Tries per alert, the first included.
@@ -129,7 +131,14 @@ class AlertWebhook:
         drain_timeout: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
-        self._url = self._check_url(url)
+        parsed = self._check_url(url)
+        # The credentials go in a header, not in the URL httpx logs; Basic auth is what
+        # httpx would have made of them.
+        self._auth: httpx.BasicAuth | None = None
+        if parsed.username or parsed.password:
+            self._auth = httpx.BasicAuth(parsed.username, parsed.password)
+        self._url = parsed.copy_with(username=None, password=None)
+        self._hidden = (url,)  # its query values, masked in httpx's log
         self.url = _redacted(self._url)
         self._secret = self._check_secret(secret)
         if http is not None and not isinstance(http, httpx.AsyncClient):
@@ -305,10 +314,17 @@ class AlertWebhook:
             "webhook-signature": sign_standard_webhook(self._secret, msg_id, timestamp, body),
         }
         response: httpx.Response | None = None
-        with self._clock.deadline_scope(self._clock.monotonic() + self.timeout) as scope:
+        with (
+            self._clock.deadline_scope(self._clock.monotonic() + self.timeout) as scope,
+            hidden_in_logs(urls=self._hidden),
+        ):
             try:
                 response = await http.post(
-                    self._url, content=body, headers=headers, timeout=self.timeout
+                    self._url,
+                    content=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    auth=httpx.USE_CLIENT_DEFAULT if self._auth is None else self._auth,
                 )
             except httpx.TimeoutException:
                 return f"no answer within {self.timeout:g}s", None

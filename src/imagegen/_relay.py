@@ -6,6 +6,10 @@ load balancer picks any). The waiting attempt announces itself in the state back
 announced one is parked there (``webhook-payload:...``), and the waiter looks for it
 every second besides listening locally. Deliveries nobody waits for anywhere are late
 (the attempt ended, polling got there first) or unknown: they change nothing.
+
+Callback tokens (for vendors that do not sign deliveries) are kept here too, by hash:
+issued unbound, bound to the vendor's work id once the submit names it, and used up
+by the first delivery about that work that brings them back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ RELAY_INTERVAL: Final = 1.0  # seconds between looks at the backend for a parked
 _ANNOUNCE_MARGIN: Final = 60.0  # an announcement outlives one wait by this much
 _PARKED_TTL: Final = 3600.0  # a parked delivery is kept this long at most
 WEBHOOK_TOLERANCE: Final = 300.0  # seconds a webhook's timestamp may be off (Standard Webhooks)
+_UNBOUND: Final = b"unbound"  # a callback token's record before the vendor named the work
+# A used token's record is deleted at once; the mark only has to outlast the moment
+# between a concurrent redeemer's read and its set_if_absent.
+_USED_TOKEN_TTL: Final = 3600.0
 
 
 class _Waiter:
@@ -141,20 +149,48 @@ class WebhookRelay:
         return "parked"
 
     async def issue_token(self, provider: str, ttl: float) -> str:
-        """A random callback secret; only its hash is kept, so the backend cannot leak it."""
+        """A random callback secret, bound to no work yet.
+
+        Only its hash is kept (the backend cannot leak it), as the key of a record
+        that says what work it is bound to.
+        """
         token = secrets.token_urlsafe(24)
-        await self._state.set(self._token_key(provider, token), b"1", ttl=ttl)
+        await self._state.set(self._token_key(provider, token), _UNBOUND, ttl=ttl)
         return token
 
-    async def redeem_token(self, provider: str, token: str) -> bool:
-        """Whether ``token`` was issued for ``provider`` and has not expired."""
-        if not token or len(token) > 256:
+    async def bind_token(self, provider: str, token: str, work_id: str, ttl: float) -> bool:
+        """Tie an issued, unbound ``token`` to ``work_id``; False when it is not that."""
+        key = self._token_key(provider, token)
+        if not work_id or await self._state.get(key) != _UNBOUND:
             return False
-        return await self._state.get(self._token_key(provider, token)) is not None
+        await self._state.set(key, _bound(work_id), ttl=ttl)
+        return True
+
+    async def redeem_token(self, provider: str, token: str, work_id: str) -> bool:
+        """Use up ``token`` if it was issued for ``provider``, bound to ``work_id`` and unused.
+
+        Single use across processes: of concurrent redeemers only the one whose
+        ``set_if_absent`` lands first succeeds; the token's record is then deleted,
+        so any later one finds nothing.
+        """
+        if not token or len(token) > 256 or not work_id:
+            return False
+        key = self._token_key(provider, token)
+        if await self._state.get(key) != _bound(work_id):
+            return False
+        if not await self._state.set_if_absent(f"{key}:used", b"1", ttl=_USED_TOKEN_TTL):
+            return False
+        await self._state.delete(key)
+        return True
 
     def _token_key(self, provider: str, token: str) -> str:
         digest = hashlib.sha256(token.encode()).hexdigest()
         return f"{self._prefix}webhook-token:{provider}:{digest}"
+
+
+def _bound(work_id: str) -> bytes:
+    """A token record's value once it is bound to ``work_id``."""
+    return b"for:" + work_id.encode()
 
 
 class _ProviderInbox:
@@ -170,5 +206,8 @@ class _ProviderInbox:
     async def issue_token(self, ttl: float) -> str:
         return await self._relay.issue_token(self._provider, ttl)
 
-    async def redeem_token(self, token: str) -> bool:
-        return await self._relay.redeem_token(self._provider, token)
+    async def bind_token(self, token: str, work_id: str, ttl: float) -> bool:
+        return await self._relay.bind_token(self._provider, token, work_id, ttl)
+
+    async def redeem_token(self, token: str, work_id: str) -> bool:
+        return await self._relay.redeem_token(self._provider, token, work_id)

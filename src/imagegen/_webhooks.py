@@ -13,6 +13,10 @@ Replicate signs with the Standard Webhooks (Svix) scheme: HMAC-SHA256 over
 ``webhook-signature``. fal signs ``request_id\\nuser_id\\ntimestamp\\nsha256_hex(body)``
 with Ed25519 and publishes the public keys as a JWKS; checking those needs the
 optional ``cryptography`` package.
+
+Webhook URLs carry secrets (a callback token, the credentials of an alert
+receiver's URL), and httpx logs every request's URL at INFO: while a request whose
+URL carries one runs, :func:`hidden_in_logs` masks them in httpx's log records.
 """
 
 from __future__ import annotations
@@ -20,16 +24,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from ._errors import InvalidConfig, WebhookVerificationError
 
 __all__ = [
+    "CALLBACK_TOKEN_PARAM",
     "DEFAULT_TOLERANCE",
+    "hidden_in_logs",
+    "install_log_redaction",
     "sign_standard_webhook",
+    "url_secrets",
     "verify_fal_webhook",
     "verify_standard_webhook",
 ]
@@ -43,6 +55,17 @@ _SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's marker, not a secret
 _UNIX_SECONDS = re.compile(r"[0-9]{1,20}")
 _ED25519_SIGNATURE_HEX = re.compile(r"[0-9a-fA-F]{128}")
 _ED25519_KEY_BYTES = 32
+#: The query parameter that carries a callback token (``ProviderContext.webhook_token``)
+#: in a callback URL; its value is masked in every log record imagegen filters.
+CALLBACK_TOKEN_PARAM: Final = "imagegen_token"  # noqa: S105 - a parameter's name
+#: The loggers whose records :func:`install_log_redaction` masks: httpx logs every
+#: request's URL at INFO; uvicorn's access log shows the URLs webhooks are posted to.
+_REDACTED_LOGGERS = ("httpx", "uvicorn.access")
+_MIN_SECRET = 4  # shorter strings are masked by no one (they would mangle every line)
+_CALLBACK_TOKEN = re.compile(
+    rf"({CALLBACK_TOKEN_PARAM}(?:=|%3D|%253D))[A-Za-z0-9_\-]+", re.IGNORECASE
+)
+_hidden: Counter[str] = Counter()  # the secrets of requests in flight, in each spelling
 _FAL_MISSING_CRYPTOGRAPHY = (
     "fal webhook verification needs the 'cryptography' package: pip install imagegen[fal-webhooks]"
 )
@@ -304,3 +327,101 @@ def _ed25519_keys(jwks: Mapping[str, Any]) -> list[bytes]:
     if not keys:
         raise WebhookVerificationError("the JWKS holds no usable Ed25519 (OKP) key")
     return keys
+
+
+# -- secrets in URLs, out of the log ------------------------------------------------
+
+
+def url_secrets(url: str | None) -> tuple[str, ...]:
+    """What in a configured URL may be a credential: its password and its query values.
+
+    >>> url_secrets("https://hooks:s3cret@example.com/in?token=abc123&v=2")
+    ('s3cret', 'abc123', '2')
+    """
+    if not url:
+        return ()
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found.extend(value for _, value in parse_qsl(parts.query) if value)
+    return tuple(found)
+
+
+@contextmanager
+def hidden_in_logs(*secrets: str | None, urls: Iterable[str | None] = ()) -> Iterator[None]:
+    """While in the block, httpx's log shows ``***`` for ``secrets``.
+
+    Also masked: the credentials in ``urls`` (a password, query values), and, always,
+    the callback tokens imagegen puts in URLs (``imagegen_token=...``). Each secret
+    is masked as written and URL-encoded (once and twice: a URL inside a query
+    parameter). Secrets shorter than four characters are left alone. httpx logs
+    each request's URL at INFO, so a request whose URL carries a secret runs
+    inside this block (:meth:`HTTPProvider.request` does it for its key and its
+    ``hide=``). Entering it installs the filter (see :func:`install_log_redaction`).
+
+    .. versionadded:: 0.1
+    """
+    install_log_redaction()
+    spellings = {form for secret in secrets if secret for form in _spellings(secret)}
+    spellings |= {form for url in urls for s in url_secrets(url) for form in _spellings(s)}
+    _hidden.update(spellings)
+    try:
+        yield
+    finally:
+        _hidden.subtract(spellings)
+        for form in spellings:
+            if _hidden[form] <= 0:
+                del _hidden[form]
+
+
+def install_log_redaction() -> None:
+    """Mask imagegen's secrets in the records of httpx's and uvicorn's access loggers.
+
+    A filter on the ``httpx`` logger (it logs each request's URL at INFO) and on
+    ``uvicorn.access`` (it logs the URL each webhook was posted to). It changes only
+    imagegen's own secrets (callback tokens, and the secrets of imagegen's requests
+    while they run); other records pass untouched. Adding it again changes nothing.
+
+    .. versionadded:: 0.1
+    """
+    for name in _REDACTED_LOGGERS:
+        logging.getLogger(name).addFilter(_FILTER)  # a no-op when it is there
+
+
+def _spellings(secret: str) -> set[str]:
+    """``secret`` as it may appear in a logged URL: raw, decoded, encoded once and twice."""
+    forms: set[str] = set()
+    for text in {secret, unquote(secret)}:
+        once = quote(text, safe="")
+        forms |= {text, once, quote(once, safe=""), quote_plus(text)}
+    return {form for form in forms if len(form) >= _MIN_SECRET}
+
+
+def _redact(text: str) -> str:
+    text = _CALLBACK_TOKEN.sub(r"\1***", text)
+    for secret in sorted(_hidden, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redact_arg(arg: object) -> object:
+    if arg is None or isinstance(arg, int | float):
+        return arg  # numbers keep their type (a %d in the message needs it)
+    text = str(arg)
+    clean = _redact(text)
+    return arg if clean == text else clean
+
+
+class _RedactSecrets(logging.Filter):
+    """Masks imagegen's secrets in a record's message and arguments, keeping their shape."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _redact_arg(arg) for key, arg in record.args.items()}
+        return True
+
+
+_FILTER = _RedactSecrets()

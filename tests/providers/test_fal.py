@@ -29,7 +29,7 @@ from imagegen import (
 from imagegen.providers._fal import Fal, FalRequest, image_size
 from imagegen.testing import FakeClock, slow, tiny_png
 
-# The fal test vectors of provider-apis.md.
+# fal's documented test vectors.
 KEY = "1a2b3c4d:5e6f7a8b"
 PROMPT = "a red bicycle leaning on a brick wall"
 REQUEST_ID = "6f1d2c3b-4a5e-4f60-8a9b-0c1d2e3f4a5b"

@@ -1,4 +1,4 @@
-"""OpenAIImages: the wire shapes of provider-apis.md section 4, sizes, errors, check()."""
+"""OpenAIImages: the documented wire shapes, sizes, errors, check()."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from imagegen import (
 from imagegen.providers._replicate import ASPECT_RATIOS, Replicate, aspect_ratio, is_delivery_url
 from imagegen.testing import FakeClock, instant, slow, tiny_png
 
-# The Replicate test vectors of provider-apis.md.
+# Replicate's documented test vectors.
 TOKEN = "r8_TESTTOKEN"
 PROMPT = "a red bicycle leaning on a brick wall"
 PREDICTION_ID = "q7x3k9m2ydrj00cmz8ab1c2d3e"

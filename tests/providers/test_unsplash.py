@@ -34,7 +34,7 @@ from imagegen.providers._payloads import with_params
 from imagegen.providers._unsplash import Unsplash, build_query, orientation_for
 from imagegen.testing import FakeClock, failing, tiny_png
 
-# The Unsplash test vector of provider-apis.md.
+# Unsplash's documented test vector.
 KEY = "TESTACCESSKEY"
 API = "https://api.unsplash.com"
 RANDOM_URL = f"{API}/photos/random"

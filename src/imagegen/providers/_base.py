@@ -33,6 +33,9 @@ _UNDO_TIMEOUT = 5.0  # seconds an undo (a remote cancel) may take
 # late, and later ones at most this often (shared by every provider that takes webhooks).
 WEBHOOK_FIRST_POLL = 5.0
 WEBHOOK_POLL_CAP = 15.0
+#: How long a callback token outlives the deadline by default: the window in which the
+#: vendor retries a delivery (fal retries a failed one 10 times within two hours).
+WEBHOOK_RETRY_WINDOW = 2 * 3600.0
 
 
 def _one_source(instance: ProviderImage, _: attrs.Attribute[Any], __: object) -> None:
@@ -82,11 +85,15 @@ class WebhookInbox(Protocol):
         ...
 
     async def issue_token(self, ttl: float) -> str:
-        """A new secret for one callback URL, valid for ``ttl`` seconds."""
+        """A new secret for one callback URL, valid for ``ttl`` seconds, bound to nothing yet."""
         ...
 
-    async def redeem_token(self, token: str) -> bool:
-        """Whether ``token`` was issued here (any process on the backend) and is valid."""
+    async def bind_token(self, token: str, work_id: str, ttl: float) -> bool:
+        """Tie an unbound ``token`` to ``work_id`` for ``ttl`` seconds; False if it cannot be."""
+        ...
+
+    async def redeem_token(self, token: str, work_id: str) -> bool:
+        """Use up ``token`` if it is bound to ``work_id``, unused and unexpired (any process)."""
         ...
 
 
@@ -135,6 +142,7 @@ class ProviderContext:
     )
     _inbox: WebhookInbox | None = attrs.field(default=None, alias="inbox")
     handle: object = attrs.field(default=None, init=False)
+    _create_sent: bool = attrs.field(default=False, init=False)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -147,6 +155,32 @@ class ProviderContext:
     def remaining(self) -> float:
         """Seconds left before ``deadline`` (never negative)."""
         return max(0.0, self.deadline - self.clock.monotonic())
+
+    @property
+    def create_sent(self) -> bool:
+        """Whether a request that creates billable work may have reached the vendor.
+
+        False until then, and it never goes back. It turns True when
+        :meth:`protect_create` starts its create, and when
+        ``HTTPProvider.request(create=True)`` may have sent its request: as its
+        bytes start going out, or, when the transport cannot tell, as soon as the
+        request ended any way but a refused connection (an answer, a timeout
+        waiting for it, a dropped connection, the call being cut off).
+
+        The generator reads it when it cuts a call off at its deadline: a call cut
+        off after a create may have been sent is not retried against the same
+        provider (the work may exist, billed, under an id we never learned); the
+        next provider is tried instead. It is read-only: a provider of your own
+        that creates billable work gets it set by sending the create through
+        :meth:`protect_create` or ``HTTPProvider.request(create=True)``.
+
+        .. versionadded:: 0.1
+        """
+        return self._create_sent
+
+    def _note_create_sent(self) -> None:
+        """Set :attr:`create_sent` (the providers' HTTP machinery calls this)."""
+        self._create_sent = True
 
     async def protect_create(
         self,
@@ -162,7 +196,10 @@ class ProviderContext:
         the prediction it made). Without a background
         group (a generator used without ``async with``) the create is simply awaited,
         and cut off with the attempt.
+
+        It sets :attr:`create_sent` before ``create`` starts.
         """
+        self._create_sent = True
         if self._spawn is None:
             return await create()
         done = anyio.Event()
@@ -220,11 +257,14 @@ class ProviderContext:
             return None
         return await self._inbox.wait(work_id, within)
 
-    async def webhook_token(self) -> str:
+    async def webhook_token(self, *, retry_window: float = WEBHOOK_RETRY_WINDOW) -> str:
         """A fresh secret to put in a callback URL, for vendors that do not sign deliveries.
 
-        Valid until the deadline plus two hours (vendors retry late deliveries);
-        :meth:`check_webhook_token` in any process on the same backend accepts it.
+        It authenticates nothing until :meth:`bind_webhook_token` ties it to the work
+        the vendor then names; after that, :meth:`check_webhook_token` in any process
+        on the same backend accepts it once, for that work only. It lives until the
+        deadline plus ``retry_window`` (how long the vendor retries a delivery;
+        fal's two hours by default). Only its hash is stored.
 
         Raises:
             RuntimeError: No generator is behind this context.
@@ -232,11 +272,30 @@ class ProviderContext:
         if self._inbox is None:
             msg = "webhook tokens need a generator (its state backend keeps them)"
             raise RuntimeError(msg)
-        return await self._inbox.issue_token(self.remaining() + 7200.0)
+        return await self._inbox.issue_token(self.remaining() + retry_window)
 
-    async def check_webhook_token(self, token: str) -> bool:
-        """Whether ``token`` came from :meth:`webhook_token` and has not expired."""
-        return self._inbox is not None and await self._inbox.redeem_token(token)
+    async def bind_webhook_token(
+        self, token: str, work_id: str, *, retry_window: float = WEBHOOK_RETRY_WINDOW
+    ) -> bool:
+        """Tie ``token`` to ``work_id``, the vendor's id of the work its callback reports on.
+
+        Call it as soon as the submit answers with the id (the token went out in the
+        submit's callback URL, before the id existed). A token is bound once;
+        False when it was bound already, expired or never issued (deliveries
+        bringing it are then refused, and the work is polled).
+        """
+        if self._inbox is None:
+            return False
+        return await self._inbox.bind_token(token, work_id, self.remaining() + retry_window)
+
+    async def check_webhook_token(self, token: str, *, work_id: str) -> bool:
+        """Whether ``token`` authenticates a delivery about ``work_id``, using it up if so.
+
+        True only for a token from :meth:`webhook_token`, bound to ``work_id`` by
+        :meth:`bind_webhook_token`, unexpired and never accepted before: the first
+        check that passes uses it, atomically across every process on the backend.
+        """
+        return self._inbox is not None and await self._inbox.redeem_token(token, work_id)
 
     def started(self, handle: object) -> None:
         """Report that billable remote work exists (a prediction id, a queue id).

@@ -123,8 +123,9 @@ class Fal(HTTPProvider):
     Ed25519 against its published JWKS (``webhook_auth="signature"``, the default;
     needs ``imagegen[fal-webhooks]``; keys fetched from ``jwks_url`` and kept a
     day). ``webhook_auth="token"`` instead puts a fresh secret per request in the
-    callback URL (``?imagegen_token=``, its hash kept in the state backend until
-    the deadline plus two hours) and accepts only deliveries that bring it back.
+    callback URL (``?imagegen_token=``; its hash kept in the state backend until the
+    deadline plus fal's two hours of delivery retries), bound to the request id once
+    the submit answers: it is accepted once, from a delivery about that request.
 
     **Request body.** fal takes the input itself, not wrapped: ``prompt``,
     ``image_size``, ``num_images`` 1, ``seed`` when set, ``output_format``
@@ -279,9 +280,7 @@ class Fal(HTTPProvider):
     # -- the queue ------------------------------------------------------------------
 
     async def _queued(self, body: dict[str, Any], ctx: ProviderContext) -> ProviderImage:
-        webhook = self.webhook_url or ctx.webhook_url
-        if webhook:
-            webhook = await self._webhooks.callback(webhook, ctx)
+        callback = await self._webhooks.callback(self.webhook_url or ctx.webhook_url, ctx)
         handle, _ = await submit_work(
             self,
             ctx,
@@ -290,11 +289,13 @@ class Fal(HTTPProvider):
                 "POST",
                 f"{self.queue_url}/{self.app}",
                 json=body,
-                params={"fal_webhook": webhook} if webhook else None,
+                params=callback.params,
                 create=True,
+                hide=callback.secrets,
             ),
             self._handle,
         )
+        await callback.bind(ctx, handle.request_id)
         work = RemoteWork(
             provider=self.name,
             id=handle.request_id,
@@ -305,7 +306,7 @@ class Fal(HTTPProvider):
             delivered=lambda delivery: self._delivered(ctx, handle, delivery),
         )
         return await wait_for_work(
-            ctx, work, PollSchedule(first=self.poll_interval), webhook=bool(webhook)
+            ctx, work, PollSchedule(first=self.poll_interval), webhook=callback.url is not None
         )
 
     def _handle(self, submitted: dict[str, Any]) -> FalRequest:

@@ -4,7 +4,8 @@ fal signs each delivery with Ed25519 and publishes its public keys as a JWKS; th
 keys are fetched without our key (they are public), kept a day, and fetched again
 (rarely) when a signature matches none of them, in case fal rotated them. The
 alternative, ``webhook_auth="token"``, puts a fresh secret per request in the
-callback URL and accepts only deliveries that bring it back.
+callback URL, binds it to the request id once the submit answers, and accepts it
+once, from a delivery about that request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import attrs
 import httpx
 
 from .._errors import (
@@ -21,16 +23,58 @@ from .._errors import (
     ProviderUnavailable,
     WebhookVerificationError,
 )
-from .._webhooks import verify_fal_webhook
+from .._webhooks import (
+    CALLBACK_TOKEN_PARAM,
+    install_log_redaction,
+    url_secrets,
+    verify_fal_webhook,
+)
 from ._base import ProviderContext, WebhookDelivery
 from ._payloads import checked_url, json_or_none, with_params
 
-__all__ = ["JWKS_URL", "TOKEN_PARAM", "FalWebhooks"]
+__all__ = ["JWKS_URL", "TOKEN_PARAM", "Callback", "FalWebhooks"]
 
 JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
-TOKEN_PARAM = "imagegen_token"  # noqa: S105 - a query parameter's name
+TOKEN_PARAM = CALLBACK_TOKEN_PARAM
+_DELIVERY_RETRIES = 2 * 3600.0  # fal retries a failed delivery 10 times within 2 hours
 _JWKS_TTL = 24 * 3600.0  # fal's keys are kept a day, as public implementations do
 _JWKS_REFRESH = 300.0  # an unknown signature refetches the keys at most this often
+
+
+@attrs.frozen(kw_only=True)
+class Callback:
+    """Where fal calls back about one queued request (``url``: None for no webhook).
+
+    Args:
+        url: The ``fal_webhook`` value: the configured URL, with a token in token mode.
+        configured: The URL as configured (its credentials are masked in logs).
+        token: The request's callback token, in token mode.
+    """
+
+    url: str | None = attrs.field(default=None, repr=False)
+    configured: str | None = attrs.field(default=None, repr=False)
+    token: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def params(self) -> dict[str, str] | None:
+        """The submit's query parameters: ``fal_webhook``, when there is a webhook."""
+        return None if self.url is None else {"fal_webhook": self.url}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What the submit's URL carries that must not be logged (the token is masked anyway)."""
+        return url_secrets(self.configured)
+
+    async def bind(self, ctx: ProviderContext, request_id: str) -> None:
+        """Tie the token to the request fal made (the token went out before its id existed)."""
+        if self.token is None:
+            return
+        if not await ctx.bind_webhook_token(self.token, request_id, retry_window=_DELIVERY_RETRIES):
+            ctx.logger.warning(
+                "fal request %s: its callback token could not be bound (expired?); its "
+                "webhook will be refused, and the request is polled",
+                request_id,
+            )
 
 
 class FalWebhooks:
@@ -60,11 +104,14 @@ class FalWebhooks:
         self._jwks: Mapping[str, Any] | None = None
         self._fetched = -math.inf  # monotonic time of the last fetch
 
-    async def callback(self, url: str, ctx: ProviderContext) -> str:
-        """``url`` as fal should call it: with a fresh token when ``auth`` is ``"token"``."""
+    async def callback(self, url: str | None, ctx: ProviderContext) -> Callback:
+        """Where fal should call back: ``url``, with a fresh token when ``auth`` is ``"token"``."""
+        if not url:
+            return Callback()
         if self.auth != "token":
-            return url
-        return with_params(url, {TOKEN_PARAM: await ctx.webhook_token()})
+            return Callback(url=url, configured=url)
+        token = await ctx.webhook_token(retry_window=_DELIVERY_RETRIES)
+        return Callback(url=with_params(url, {TOKEN_PARAM: token}), configured=url, token=token)
 
     async def receive(
         self,
@@ -75,16 +122,25 @@ class FalWebhooks:
         now: float,
         params: Mapping[str, str],
     ) -> WebhookDelivery:
-        """Verify a delivery and read it (see :meth:`Fal.receive_webhook`)."""
+        """Verify a delivery and read it (see :meth:`Fal.receive_webhook`).
+
+        In token mode the token must be bound to the body's ``request_id`` and
+        unused; accepting it uses it up.
+        """
+        data = json_or_none(body)
+        request_id = data.get("request_id") if isinstance(data, dict) else None
         if self.auth == "token":
-            if not await ctx.check_webhook_token(params.get(TOKEN_PARAM, "")):
+            install_log_redaction()  # the access log shows the token this delivery brought
+            token = params.get(TOKEN_PARAM, "")
+            if not isinstance(request_id, str) or not await ctx.check_webhook_token(
+                token, work_id=request_id
+            ):
                 raise WebhookVerificationError(
-                    f"fal: the delivery's {TOKEN_PARAM} is missing, unknown or expired"
+                    f"fal: the delivery's {TOKEN_PARAM} is missing, unknown, expired, "
+                    "already used, or not the one of the request it reports on"
                 )
         else:
             await self._verify_signature(headers, body, ctx, now=now)
-        data = json_or_none(body)
-        request_id = data.get("request_id") if isinstance(data, dict) else None
         if not isinstance(request_id, str) or not request_id:
             raise ProviderError(
                 "fal webhook body has no request_id", provider=self.provider, retryable=False

@@ -4,19 +4,26 @@ Foreign exceptions are translated here, at one boundary: every httpx exception
 and every error status becomes the imagegen error that says whether trying again
 can help. Creating a generation is not idempotent, so a request made with
 ``create=True`` is marked retryable only when the failure proves nothing was
-created (the connection was refused, a 429, a 503 with Retry-After).
+created (the connection was refused, a 429, a 503 with Retry-After), and it tells
+its context (:attr:`ProviderContext.create_sent`) once it may have reached the
+vendor. Answers are read with a size cap, before any parsing. Secrets never reach
+the log: httpx logs each request's URL at INFO, so while a request runs, its
+secrets (the key, what its URL carries) are masked in httpx's log records (see
+``imagegen._webhooks.hidden_in_logs``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Final, Self
 
+import anyio
 import attrs
 import httpx
 
+from .._download import DownloadPolicy
 from .._errors import (
     ContentRejected,
     InvalidConfig,
@@ -28,12 +35,24 @@ from .._errors import (
     ProviderUnavailable,
 )
 from .._http_headers import parse_retry_after, user_agent
+from .._webhooks import hidden_in_logs, url_secrets
 from ._base import Provider, ProviderContext
-from ._payloads import SAFETY_WORDS, checked_url, json_or_none, mentions
+from ._payloads import SAFETY_WORDS, checked_url, error_message, json_or_none, mentions
 
-__all__ = ["FormFile", "HTTPProvider", "error_message"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "FormFile",
+    "HTTPProvider",
+    "error_message",
+]
 
 _CONNECT_TIMEOUT = 10.0
+#: The default cap on one answer of a vendor's API: the largest image the default
+#: DownloadPolicy accepts, in base64 (4/3 of it, as an inline image comes), plus
+#: 1 MiB for the JSON around it.
+DEFAULT_MAX_RESPONSE_BYTES: Final = DownloadPolicy().max_bytes * 4 // 3 + 2**20
+#: Of an error answer (status >= 400) only this much is read: enough for any error body.
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 @attrs.frozen
@@ -72,7 +91,8 @@ class HTTPProvider(Provider):
         tier: Override the provider's tier.
         timeout: Override the provider's per-call timeout (seconds).
 
-    The key never appears in ``repr``, errors or logs.
+    The key never appears in ``repr``, errors or logs. Answers longer than
+    ``max_response_bytes`` (default :data:`DEFAULT_MAX_RESPONSE_BYTES`) are refused.
     """
 
     default_base_url: ClassVar[str] = ""
@@ -87,6 +107,9 @@ class HTTPProvider(Provider):
     request_id_header: ClassVar[str | None] = None
     #: Constructor keywords :meth:`from_env` reads besides the key: argument -> variable.
     env_settings: ClassVar[Mapping[str, str]] = {}
+    #: The most bytes one answer may hold; a longer one is refused before any parsing
+    #: (a non-retryable ProviderUnavailable). Set it on a subclass or an instance.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __init__(
         self,
@@ -167,6 +190,13 @@ class HTTPProvider(Provider):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def log_secrets(self) -> tuple[str, ...]:
+        """What :meth:`request` masks in httpx's log: the key, its secret half, and the
+        credentials ``base_url`` may carry (a password, query values)."""
+        if self._key is None:
+            return url_secrets(self.base_url)
+        return (self._key, self._key.partition(":")[2], *url_secrets(self.base_url))
+
     async def request(
         self,
         ctx: ProviderContext,
@@ -181,6 +211,7 @@ class HTTPProvider(Provider):
         headers: Mapping[str, str] | None = None,
         create: bool = False,
         authenticate: bool = True,
+        hide: Iterable[str] = (),
     ) -> httpx.Response:
         """Send one request within ``ctx``'s deadline; a non-2xx answer raises.
 
@@ -193,10 +224,18 @@ class HTTPProvider(Provider):
         they can replace ``Accept`` (``image/*`` for vendors that answer in bytes).
 
         ``create=True`` marks a request that makes billable work: its failures are
-        retryable only when they prove nothing was created.
+        retryable only when they prove nothing was created, and once it may have
+        reached the vendor, ``ctx.create_sent`` is set.
+
+        The answer is read as it streams in, and refused once it passes
+        ``max_response_bytes`` (of an error answer only the first 64 KiB are kept).
+        While the request runs, httpx's log shows ``***`` for the key, for
+        ``hide`` (secrets the URL or its parameters carry) and for callback tokens.
 
         Raises:
             ProviderError: The subclass that fits the failure.
+            ProviderUnavailable: The answer is longer than ``max_response_bytes``
+                (not retryable: asking again brings the same answer).
             TypeError: More than one body, or ``content_type`` without ``content``
                 (a mistake in the provider, not a vendor failure).
         """
@@ -211,39 +250,101 @@ class HTTPProvider(Provider):
         send_headers.update(headers or {})
         remaining = max(0.001, ctx.remaining())
         timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))
-        try:
-            response = await ctx.http.request(
-                method,
-                self.url(path),
-                params=params,
-                headers=send_headers,
-                timeout=timeout,
-                **body,
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # The request never reached the vendor: nothing can have been created.
-            raise ProviderUnavailable(
-                f"cannot connect: {type(exc).__name__}", provider=self.name
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeout(
-                f"{method} timed out: {type(exc).__name__}",
-                provider=self.name,
-                retryable=not create,
-            ) from None
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"{method} failed: {type(exc).__name__}", provider=self.name, retryable=not create
-            ) from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                f"{method} could not be sent: {type(exc).__name__}",
-                provider=self.name,
-                retryable=False,
-            ) from None
+        sending = _CreateSending(ctx) if create else None
+        outgoing = ctx.http.build_request(
+            method,
+            self.url(path),
+            params=params,
+            headers=send_headers,
+            timeout=timeout,
+            extensions=None if sending is None else {"trace": sending.trace},
+            **body,
+        )
+        with hidden_in_logs(*self.log_secrets(), *hide):
+            try:
+                response = await self._exchange(ctx.http, outgoing)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never reached the vendor: nothing can have been created.
+                raise ProviderUnavailable(
+                    f"cannot connect: {type(exc).__name__}", provider=self.name
+                ) from None
+            except BaseException as exc:
+                if sending is not None:
+                    sending.ended(exc)
+                if isinstance(exc, httpx.HTTPError):
+                    raise self._failure(method, exc, create=create) from None
+                raise
+        if sending is not None:
+            sending.answered()
         if response.status_code >= 400:
             raise self.error_for(response, create=create)
         return response
+
+    async def _exchange(self, http: httpx.AsyncClient, outgoing: httpx.Request) -> httpx.Response:
+        """Send ``outgoing`` and read its answer, at most ``max_response_bytes`` of it."""
+        response = await http.send(outgoing, stream=True)
+        status = response.status_code
+        limit = self.max_response_bytes if status < 400 else _ERROR_BODY_BYTES
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            declared = response.headers.get("content-length", "")
+            if status < 400 and declared.isdigit() and int(declared) > limit:
+                raise self._too_long(status, limit)
+            # Past the limit the read is cancelled rather than left: the cancellation
+            # ends each of httpx's nested stream generators at the network read, where
+            # a break would leave them half-read (trio warns about every one).
+            stop = False
+            with anyio.CancelScope() as reading:
+                async for chunk in response.aiter_bytes():
+                    if stop:
+                        break  # a stream that never waits for the network
+                    chunks.append(chunk[: max(0, limit - size)])
+                    size += len(chunk)
+                    # An error answer is cut at the limit; any other must not pass it.
+                    stop = size > limit or (status >= 400 and size >= limit)
+                    if stop:
+                        reading.cancel()
+            if size > limit and status < 400:
+                raise self._too_long(status, limit)
+        finally:
+            await response.aclose()
+        # The body is decoded already: the new answer must not claim an encoding.
+        kept = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            status,
+            headers=kept,
+            content=b"".join(chunks),
+            request=outgoing,
+            extensions=response.extensions,
+        )
+
+    def _too_long(self, status: int, limit: int) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"the answer is longer than {limit} bytes (max_response_bytes); not read further",
+            provider=self.name,
+            status=status,
+            retryable=False,
+        )
+
+    def _failure(self, method: str, exc: httpx.HTTPError, *, create: bool) -> ProviderError:
+        """The error an httpx failure after connecting stands for."""
+        name = type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(
+                f"{method} timed out: {name}", provider=self.name, retryable=not create
+            )
+        if isinstance(exc, httpx.TransportError):
+            return ProviderUnavailable(
+                f"{method} failed: {name}", provider=self.name, retryable=not create
+            )
+        return ProviderError(
+            f"{method} could not be sent: {name}", provider=self.name, retryable=False
+        )
 
     def json(self, response: httpx.Response, *, create: bool = False) -> Any:
         """The response body as JSON; an unreadable body is a ProviderUnavailable.
@@ -329,6 +430,34 @@ class HTTPProvider(Provider):
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key={key})"
 
 
+class _CreateSending:
+    """Tells a context when its create may have reached the vendor.
+
+    httpcore reports each step of a request through the ``trace`` extension; from
+    the first byte sent on, the create may exist at the vendor. A transport that
+    reports nothing (a mock, a custom one) leaves only the outcome to go by: any
+    end but a refused connection counts as sent.
+    """
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self._ctx = ctx
+        self._connecting = False  # reported steps so far were all about connecting
+
+    async def trace(self, event: str, _info: Mapping[str, Any]) -> None:
+        if ".send_request" in event:
+            self.answered()
+        elif event.startswith("connection."):
+            self._connecting = True
+
+    def answered(self) -> None:
+        self._ctx._note_create_sent()  # noqa: SLF001 - the flag is this machinery's to set
+
+    def ended(self, exc: BaseException) -> None:
+        """The request failed or was cut off: sent, unless it provably never left."""
+        if not (self._connecting or isinstance(exc, httpx.PoolTimeout)):
+            self.answered()
+
+
 def _body_arguments(
     json: Any, form: Form | None, content: bytes | None, content_type: str | None
 ) -> dict[str, Any]:
@@ -354,31 +483,3 @@ def _body_arguments(
     if not parts:
         raise TypeError("request(form=...) needs at least one field or file")
     return {"files": parts}
-
-
-def error_message(body: Any, response: httpx.Response) -> str:
-    """The most useful text in a vendor's error body, in any of the shapes vendors use."""
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):  # OpenAI
-            return str(error["message"])
-        detail = body.get("detail")
-        if isinstance(detail, list):  # fal / FastAPI validation errors
-            return "; ".join(
-                f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg', '')}".strip(": ")
-                if isinstance(d, dict)
-                else str(d)
-                for d in detail
-            )
-        if detail:  # Replicate problem details, fal infrastructure errors
-            title = body.get("title")
-            return f"{title}: {detail}" if title else str(detail)
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:  # Unsplash
-            return "; ".join(map(str, errors))
-        if isinstance(error, str):
-            return error
-        if body.get("title"):
-            return str(body["title"])
-    text = response.text.strip() if response.content else ""
-    return text[:200] or response.reason_phrase or "no details"

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
+import httpx
+
 from .._errors import InvalidConfig, ProviderError
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "checked_url",
     "decode_base64",
     "decode_data_uri",
+    "error_message",
     "is_http_url",
     "is_number",
     "json_or_none",
@@ -137,3 +140,31 @@ def with_params(url: str, params: Mapping[str, str]) -> str:
     ]
     kept.append(urlencode(params, quote_via=quote))
     return urlunsplit(parts._replace(query="&".join(kept)))
+
+
+def error_message(body: Any, response: httpx.Response) -> str:
+    """The most useful text in a vendor's error body, in any of the shapes vendors use."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):  # OpenAI
+            return str(error["message"])
+        detail = body.get("detail")
+        if isinstance(detail, list):  # fal / FastAPI validation errors
+            return "; ".join(
+                f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg', '')}".strip(": ")
+                if isinstance(d, dict)
+                else str(d)
+                for d in detail
+            )
+        if detail:  # Replicate problem details, fal infrastructure errors
+            title = body.get("title")
+            return f"{title}: {detail}" if title else str(detail)
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:  # Unsplash
+            return "; ".join(map(str, errors))
+        if isinstance(error, str):
+            return error
+        if body.get("title"):
+            return str(body["title"])
+    text = response.text.strip() if response.content else ""
+    return text[:200] or response.reason_phrase or "no details"

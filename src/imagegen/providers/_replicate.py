@@ -53,7 +53,11 @@ class Replicate(HTTPProvider):
 
     - ``Prefer: wait=N`` (sync mode): Replicate holds the request open up to N
       seconds, N = ``int(remaining - 1)`` clamped to 1..``min(60, max_wait)``, so
-      a fast model answers in one round trip.
+      a fast model answers in one round trip, and (with two seconds or more
+      left) a slow one answers with its id a second before the deadline: it is
+      polled, never created again. With less left, a prediction slower than the
+      time left is cut off unanswered; it is not created again either (the
+      attempt fails over), and ``Cancel-After`` stops it.
     - ``Cancel-After: <S>s``: S is the remaining deadline in whole seconds,
       rounded up (at least 1), written with an ``s`` suffix (``"25s"``). Replicate
       then stops the prediction by itself if we are gone by then: ``aborted``
