@@ -312,15 +312,36 @@ class TestStorageAndRecords:
         assert (record.status, record.key) == ("failed", None)
         assert record.error is not None
 
-    async def test_record_failure_takes_the_image_back(self, clock: FakeClock) -> None:
-        """If the final record cannot be written, the stored object is deleted."""
+    async def test_record_failure_keeps_the_image(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A final record the backend refuses does not cost the image: it is returned, kept
+        in storage, and the miss is logged with its key (no background to retry in)."""
         storage = MemoryStorage()
         gen = ImageGenerator(
             providers=[instant("a")], storage=storage, state=FailingState(1), clock=clock
         )
-        with pytest.raises(StorageError):
-            await gen.generate("x")
-        assert storage.objects == {}
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            result = await gen.generate("x")
+        assert result.key in storage.objects
+        assert result.key is not None
+        assert result.key in caplog.text
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.status == "running"
+
+    async def test_a_late_record_is_written_in_the_background(self, clock: FakeClock) -> None:
+        """Inside async with, a refused final record is tried again until the backend takes it."""
+        state = FailingState(1)
+        async with ImageGenerator(
+            providers=[instant("a")], storage=MemoryStorage(), state=state, clock=clock
+        ) as gen:
+            result = await gen.generate("x")
+            state.fail_after = 10  # the backend recovers
+            await clock.sleep(30)
+            record = await gen.record(result.id)
+        assert record is not None
+        assert (record.status, record.key) == ("succeeded", result.key)
 
     async def test_failed_generation_record(self, clock: FakeClock) -> None:
         """A failed generation's record says failed with the error and every attempt."""

@@ -3,7 +3,7 @@
 One small HTTP/1.1 server (h11 on anyio, so it runs on asyncio and trio and owns its
 sockets: it can hang a request or reset a connection) serves any number of named
 *instances*, each speaking one vendor's API under its own path prefix, with the
-JSON shapes of ``provider-apis.md``, and real image bytes (PNG, JPEG, WebP) for
+JSON shapes the vendors document, and real image bytes (PNG, JPEG, WebP) for
 outputs. Each instance has a :class:`ProviderProfile`: a latency distribution, the
 odds of each :class:`Fault`, and a seed.
 

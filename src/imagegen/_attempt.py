@@ -3,7 +3,9 @@
 The retry loop is :meth:`Retry.run`'s; the breaker is asked between tries and told
 every outcome; a call that may have created billable work is never retried (a
 retry would create, and bill, a second one) and its work is cancelled when the
-attempt does not use it.
+attempt does not use it. An image is handed on (``on_output``) the moment it is in
+hand, before the bookkeeping, so a deadline that cuts the bookkeeping short (a slow
+state backend) cannot lose it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import anyio
 import attrs
 
 from ._cancel import is_cancellation
@@ -47,6 +48,7 @@ class ProviderAttempt:
         breaker: The provider's breaker.
         deadline: When the attempt must end (its stage's share of the time).
         on_lost: Told the seconds a call had run when another provider won.
+        on_output: Given the provider's image as soon as it is in hand.
     """
 
     rt: Runtime
@@ -56,6 +58,8 @@ class ProviderAttempt:
     breaker: ProviderBreaker
     deadline: float
     on_lost: Callable[[float], None]
+    on_output: Callable[[Output], None]
+    _output: Output | None = None
     _tries: int = 0
     _billed: int = 0  # tries of a paid provider that made an image or remote work
     _in_flight: bool = False
@@ -81,7 +85,10 @@ class ProviderAttempt:
         except BaseException as exc:
             if not is_cancellation(exc):
                 raise
-            with anyio.CancelScope(shield=True):
+            # Shielded from the cancellation that ended it, bounded by the generation's
+            # last moment: the counters of a cut-off call are written, the deadline kept.
+            with clock.deadline_scope(self.gen.last_moment) as cleanup:
+                cleanup.shield = True
                 await self._abandoned(begun)
             raise
         await self._done("success", None, begun)
@@ -131,25 +138,31 @@ class ProviderAttempt:
             self._in_flight = False
         finally:
             rt.slots.free(slot)
+        # Cut off with its create sent, the work may exist (billed) under an id we never
+        # learned; an error the provider raised already says whether a retry is safe.
+        lost_create = scope.cancelled_caught and ctx.create_sent
+        # Billed as far as we know: a lost create may be billed too, but no one can tell.
         if provider.paid and (output is not None or ctx.handle is not None):
             self._billed += 1
         elapsed = clock.monotonic() - start
         if scope.cancelled_caught:
             error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
         if output is not None:
+            self._output = output
+            self.on_output(output)
             rt.latency[name].add(elapsed)
-            await rt.records.count(name, "success", latency=elapsed)
+            await rt.records.count(name, "success", latency=elapsed, until=gen.last_moment)
             await self.breaker.record_success()
             return output
         assert error is not None  # noqa: S101 - one of output and error is set
         error = _named(error, name)
-        if ctx.handle is not None:
-            # Billable work exists: stop it, and never retry, since a retry would
-            # create (and bill) a second one.
+        if ctx.handle is not None or lost_create:
+            # Billable work exists (or may): stop what we can, and never retry, since a
+            # retry would create (and bill) a second one. The next provider answers.
             await rt.cancel_remote(provider, ctx)
             if isinstance(error, ProviderError) and error.retryable:
                 error = with_fields(error, retryable=False)
-        await rt.records.count(name, "failure", error_kind=error.kind)
+        await rt.records.count(name, "failure", error_kind=error.kind, until=gen.last_moment)
         await self.breaker.record_failure(error)
         raise error
 
@@ -166,12 +179,16 @@ class ProviderAttempt:
         rt, gen, provider = self.rt, self.gen, self.provider
         now = rt.clock.monotonic()
         ctx = self._ctx
+        if self._output is not None:
+            # Cut off in the bookkeeping after its image arrived: it still won.
+            await self._done("success", None, begun)
+            return
         if self._in_flight:
             if now < gen.stop:
                 self.on_lost(now - self._try_start)
             if provider.paid and ctx is not None and ctx.handle is not None:
                 self._billed += 1
-            await rt.records.count(provider.name, "cancelled")
+            await rt.records.count(provider.name, "cancelled", until=gen.last_moment)
             if ctx is not None:
                 await rt.cancel_remote(provider, ctx)
         if now >= gen.stop:

@@ -15,6 +15,7 @@ Every error carries structured fields; nothing needs its message parsed::
     ├── CircuitOpen                          .attempts .generation_id
     ├── AllProvidersFailed                   .attempts .generation_id
     ├── GenerationCancelled                  the caller cancelled it (records)
+    ├── GenerationLost                       its process stopped before it ended (records)
     ├── JobCancelled                         the generator closed before the job ended
     ├── JobLost                              the job's process stopped
     ├── JobTimeout (also TimeoutError)       wait() ran out of time; the job goes on
@@ -38,6 +39,7 @@ __all__ = [
     "CircuitOpen",
     "ContentRejected",
     "GenerationCancelled",
+    "GenerationLost",
     "ImageGenError",
     "InvalidConfig",
     "InvalidRequest",
@@ -264,6 +266,14 @@ class GenerationCancelled(ImageGenError):
     """The caller cancelled the generation; its record says so."""
 
 
+class GenerationLost(ImageGenError):
+    """The process running the generation stopped before it ended (a crash, a kill).
+
+    Read from the state backend: a record still "running" a minute past its
+    deadline reads as failed with this error.
+    """
+
+
 class JobCancelled(ImageGenError):
     """The generator was closed before the background job ended."""
 
@@ -314,6 +324,7 @@ BY_KIND: dict[str, type[ImageGenError]] = {
         CircuitOpen,
         AllProvidersFailed,
         GenerationCancelled,
+        GenerationLost,
         JobCancelled,
         JobLost,
         JobTimeout,

@@ -7,10 +7,15 @@ import datetime as dt
 import attrs
 
 from ._errors import AllProvidersFailed, CircuitOpen
-from ._models import Attempt
+from ._models import Attempt, ImageResult
+from ._output import Output
 from ._request import ImageRequest
 
-__all__ = ["Generation"]
+__all__ = ["FINAL_GRACE", "Generation"]
+
+#: Seconds past the deadline the bookkeeping (the final record, the last counters) may
+#: take when the state backend is slow; ``generate()`` returns by the deadline plus this.
+FINAL_GRACE = 0.25
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -18,7 +23,9 @@ class Generation:
     """The mutable state of one ``generate()`` call, shared by the steps that serve it.
 
     ``stop`` comes before ``deadline``: providers stop by then, keeping time back
-    for the default image and storing.
+    for the default image and storing. ``output`` is the first provider image in
+    hand (set the moment it arrives, so a deadline that cuts the bookkeeping after
+    it cannot lose it), ``result`` the stored image once it exists.
     """
 
     id: str
@@ -30,6 +37,13 @@ class Generation:
     job_id: str | None = None
     variant: str | None = None
     attempts: list[Attempt] = attrs.field(factory=list)
+    output: Output | None = None
+    result: ImageResult | None = None
+
+    @property
+    def last_moment(self) -> float:
+        """The deadline plus the bookkeeping's grace: nothing of it waits longer."""
+        return self.deadline + FINAL_GRACE
 
     def failure(self) -> AllProvidersFailed | CircuitOpen:
         """The error that says why no provider delivered, with the attempts."""

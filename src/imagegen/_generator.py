@@ -12,9 +12,9 @@ default image (``_default_image``), storing (``_store``) and the records
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
@@ -23,9 +23,10 @@ from ._clock import Clock, SystemClock
 from ._config import NAMESPACE_RULE, Config
 from ._default_image import DEFAULT, DefaultImage
 from ._download import DownloadPolicy
-from ._errors import InvalidConfig, UnknownProvider
+from ._errors import InvalidConfig, StorageError, UnknownProvider
 from ._events import Events, Hook
 from ._experiments import Experiment
+from ._guarded_state import guarded
 from ._health import check_providers, health, providers_status
 from ._http_headers import user_agent
 from ._jobs import Jobs
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT", "Hook", "ImageGenerator"]
 
 _WEBHOOK_CHECK_TIMEOUT = 5.0  # seconds a webhook's verification may take (key fetches)
+#: Seconds a read of records, statistics or jobs may wait for the state backend.
+READ_BOUND = 10.0
+_T = TypeVar("_T")
 
 
 def _number(value: object, *, minimum: float, field: str, rule: str) -> float:
@@ -151,6 +155,9 @@ class ImageGenerator:
         self.state: StateBackend = state if state is not None else MemoryState()
         self.download = download
         self.clock: Clock = clock if clock is not None else SystemClock()
+        # Every part reaches the backend through this: its failures become StorageErrors,
+        # and a backend that stops answering is noticed once, not by every generation.
+        backend = guarded(self.state, self.clock)
         self._hooks = hooks
         self._http = http
         self._owns_http = http is None
@@ -163,7 +170,7 @@ class ImageGenerator:
         events = Events(hooks)
         self._live = LiveConfig(
             config,
-            state=self.state,
+            state=backend,
             prefix=prefix,
             clock=self.clock,
             ttl=ttl,
@@ -171,23 +178,23 @@ class ImageGenerator:
         )
         self._rt = Runtime(
             clock=self.clock,
-            state=self.state,
+            state=backend,
             storage=storage,
             download=download,
             events=events,
             records=Records(
-                Tracker(self.state, prefix=prefix),
+                Tracker(backend, prefix=prefix),
                 clock=self.clock,
                 events=events,
                 experiment=experiment.name if experiment is not None else None,
             ),
             slots=CallSlots(max_in_flight, self.clock),
-            relay=WebhookRelay(self.state, prefix, self.clock),
+            relay=WebhookRelay(backend, prefix, self.clock),
             breakers={
                 p.name: ProviderBreaker(
                     p.name,
                     settings=lambda: self._live.current.breaker,
-                    state=self.state,
+                    state=backend,
                     clock=self.clock,
                     emit=events.send,
                     prefix=prefix,
@@ -200,7 +207,7 @@ class ImageGenerator:
             budget=HedgeBudget(self.clock),
         )
         self._pipeline = Pipeline(self._rt, self._live)
-        self._jobs = Jobs(self.state, prefix, self.clock, self._pipeline.generate)
+        self._jobs = Jobs(backend, prefix, self.clock, self._pipeline.generate)
 
     # -- resources ----------------------------------------------------------------
 
@@ -249,6 +256,7 @@ class ImageGenerator:
         group, self._rt.background = self._rt.background, None
         if group is not None:
             self._jobs.cancel_all()
+            self._rt.records.closing()
             await group.__aexit__(None, None, None)
         if self._hook_stack is not None:
             # After the background work, so its last events still reach the hooks.
@@ -351,7 +359,17 @@ class ImageGenerator:
         Others pick them up within their ``config_ttl``. ``configure()`` changes are
         published by the next generation anyway; call this to publish at once.
         """
-        await self._live.publish()
+        await self._bounded("the settings", self._live.publish)
+
+    async def _bounded(self, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
+        """``read()`` within ``READ_BOUND`` seconds, or a StorageError saying so."""
+        done: list[_T] = []  # a list: the type checker cannot see a scope swallow its cut
+        with self.clock.deadline_scope(self.clock.monotonic() + READ_BOUND):
+            done.append(await read())
+        if not done:
+            msg = f"the state backend did not answer for {what} within {READ_BOUND:g}s"
+            raise StorageError(msg)
+        return done[0]
 
     # -- generation ---------------------------------------------------------------
 
@@ -411,7 +429,7 @@ class ImageGenerator:
         it can be read here; a job still "running" a minute past its deadline belongs
         to a process that stopped, and reads as failed (``JobLost``).
         """
-        return await self._jobs.job(job_id)
+        return await self._bounded("a job's status", lambda: self._jobs.job(job_id))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> ImageResult:  # noqa: ASYNC109 - the public signature takes a timeout
         """The job's image once it ends; its error raised if it failed.
@@ -466,7 +484,7 @@ class ImageGenerator:
 
     async def record(self, generation_id: str) -> Record | None:
         """What happened to one generation, or None for an unknown id."""
-        return await self._rt.records.load(generation_id)
+        return await self._bounded("a record", lambda: self._rt.records.load(generation_id))
 
     async def stats(
         self,
@@ -475,7 +493,9 @@ class ImageGenerator:
         provider: str | None = None,
     ) -> list[ProviderDayStats]:
         """Counts per UTC day and provider, ``since``..``until`` inclusive."""
-        return await self._rt.records.stats(since, until, provider)
+        return await self._bounded(
+            "statistics", lambda: self._rt.records.stats(since, until, provider)
+        )
 
     async def variant_stats(
         self,
@@ -484,7 +504,9 @@ class ImageGenerator:
         experiment: str | None = None,
     ) -> list[VariantDayStats]:
         """Generations per UTC day and experiment variant, ``since``..``until`` inclusive."""
-        return await self._rt.records.variant_stats(since, until, experiment)
+        return await self._bounded(
+            "statistics", lambda: self._rt.records.variant_stats(since, until, experiment)
+        )
 
     # -- breakers and status -------------------------------------------------------
 

@@ -16,7 +16,10 @@ from ._errors import ImageGenError
 from ._runtime import Runtime
 from .providers import Provider
 
-__all__ = ["check_providers", "health", "providers_status"]
+__all__ = ["STATE_PROBE_BOUND", "check_providers", "health", "providers_status"]
+
+#: Seconds the health report waits for the state backend.
+STATE_PROBE_BOUND = 2.0
 
 
 def providers_status(rt: Runtime, config: Config) -> list[dict[str, Any]]:
@@ -33,14 +36,38 @@ def providers_status(rt: Runtime, config: Config) -> list[dict[str, Any]]:
     ]
 
 
+async def _probe_state(rt: Runtime) -> str:
+    """``"ok"``, or ``"error: <kind>"`` when the state backend fails or does not answer."""
+    answer = f"error: no answer within {STATE_PROBE_BOUND:g}s"
+    with rt.clock.deadline_scope(rt.clock.monotonic() + STATE_PROBE_BOUND):
+        try:
+            await rt.state.get(f"{rt.state_prefix}health")
+            answer = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            answer = f"error: {type(cause).__name__}"
+    return answer
+
+
+async def _breaker_states(rt: Runtime, config: Config, backend: str) -> dict[str, str]:
+    """Each provider's breaker state; the last one seen when the backend is down."""
+    states = {p.name: str(rt.breakers[p.name].last_state) for p in config.providers}
+    if backend != "ok":
+        return states
+    with rt.clock.deadline_scope(rt.clock.monotonic() + STATE_PROBE_BOUND):
+        for provider in config.providers:
+            try:
+                states[provider.name] = await rt.breakers[provider.name].state()
+            except ImageGenError:
+                continue  # keeps the last state seen
+    return states
+
+
 async def health(rt: Runtime, config: Config, *, deep: bool) -> dict[str, Any]:
-    """The health report (see ``ImageGenerator.health``)."""
-    states = {p.name: await rt.breakers[p.name].state() for p in config.providers}
-    try:
-        await rt.state.get(f"{rt.state_prefix}health")
-        backend = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
-        backend = f"error: {type(exc).__name__}"
+    """The health report (see ``ImageGenerator.health``); never raises, answers within
+    seconds even when the state backend does not answer."""
+    backend = await _probe_state(rt)
+    states = await _breaker_states(rt, config, backend)
     usable = any(states[name] != "open" for name in config.enabled)
     report: dict[str, Any] = {"providers": states, "state": backend}
     healthy = usable and backend == "ok"

@@ -25,6 +25,7 @@ from ._errors import (
     JobLost,
     JobTimeout,
     NotRunning,
+    StorageError,
     UnknownJob,
 )
 from ._models import ImageResult, Job
@@ -39,6 +40,7 @@ _JOB_TTL = 86_400.0  # seconds a job's status is kept
 _STALE_GRACE = 60.0  # a job "running" this long past its deadline has lost its process
 _LOCAL_JOB_TTL = 600.0
 _LOCAL_JOBS = 10_000
+_SAVE_BOUND = 5.0  # seconds a finished job's outcome may take to store, in the background
 
 Generate = Callable[..., Awaitable[ImageResult]]
 
@@ -106,7 +108,11 @@ class Jobs:
     ) -> None:
         job: Job | None = None
         with scope:
-            await self._save(Job(id=job_id, status="running", deadline=deadline))
+            try:
+                await self._save(Job(id=job_id, status="running", deadline=deadline))
+            except StorageError as exc:
+                # Readers see "pending" meanwhile; the outcome is written at the end.
+                logger.warning("job %s: could not record that it runs: %s", job_id, exc)
             try:
                 result = await self._generate(request, job_id=job_id, experiment_key=experiment_key)
             except ImageGenError as failure:
@@ -122,11 +128,16 @@ class Jobs:
             job = Job(id=job_id, status="failed", error=reason, deadline=deadline)
         self._local[job_id] = job
         self._scopes.pop(job_id, None)
-        with anyio.CancelScope(shield=True):
+        until = self._clock.monotonic() + _SAVE_BOUND
+        with anyio.CancelScope(shield=True), self._clock.deadline_scope(until) as bound:
             try:
                 await self._save(job)
-            except Exception:
-                logger.warning("could not store job %s's outcome", job_id, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the outcome stays in memory for job()
+                logger.warning("could not store job %s's outcome: %r", job_id, exc)
+        if bound.cancelled_caught:
+            logger.warning(
+                "could not store job %s's outcome: no answer in %.0fs", job_id, _SAVE_BOUND
+            )
         # Waiters already hold the event; later ones find the job finished.
         self._done.pop(job_id).set()
 

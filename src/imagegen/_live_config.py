@@ -25,6 +25,9 @@ __all__ = ["LiveConfig"]
 
 logger = logging.getLogger("imagegen")
 
+#: Seconds a generation waits for the shared settings before it goes on with its own.
+_SHARED_BOUND = 0.25
+
 
 class LiveConfig:
     """Holds the current :class:`Config`, swaps it on change, and keeps it in step with
@@ -133,15 +136,32 @@ class LiveConfig:
         self._checked = self._clock.monotonic()
 
     async def refresh(self, *, now: bool = False) -> None:
-        """Publish our changes, or adopt newer shared ones, at most every ``ttl`` seconds."""
+        """Publish our changes, or adopt newer shared ones, at most every ``ttl`` seconds.
+
+        A generation waits at most a quarter of a second for it: a state backend that does
+        not answer (or fails) leaves the settings in force as they are, logged.
+        """
         if now:
             self._checked = -math.inf
-        if self._dirty:
-            await self.publish()
-            return
         moment = self._clock.monotonic()
-        if moment - self._checked < self.ttl:
+        if not self._dirty and moment - self._checked < self.ttl:
             return
+        with self._clock.deadline_scope(moment + _SHARED_BOUND) as scope:
+            if self._dirty:
+                try:
+                    await self.publish()
+                except ImageGenError as exc:
+                    logger.warning("could not publish the settings: %s", exc)
+            else:
+                await self._adopt(moment)
+        if scope.cancelled_caught:
+            logger.warning(
+                "the state backend did not answer about the shared settings in %.1fs",
+                _SHARED_BOUND,
+            )
+
+    async def _adopt(self, moment: float) -> None:
+        """Adopt newer settings another generator published."""
         self._checked = moment
         try:
             raw = await self._state.get(self._key)

@@ -199,6 +199,9 @@ class Record:
 
     A record is written when the generation starts (``status="running"``) and
     completed when it ends; ``key`` is set only once the object is stored.
+    ``deadline`` is when ``generate()`` was due to return: a record still
+    "running" a minute after it belongs to a process that stopped, and reads as
+    failed (``GenerationLost``, no ``finished_at``).
     """
 
     id: str
@@ -213,6 +216,7 @@ class Record:
     finished_at: dt.datetime | None
     is_default: bool = False
     variant: str | None = None
+    deadline: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; times in ISO 8601."""
@@ -229,12 +233,13 @@ class Record:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "is_default": self.is_default,
             "variant": self.variant,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Record:
         """Rebuild a record stored with :meth:`to_dict`."""
-        finished = data.get("finished_at")
+        finished, deadline = data.get("finished_at"), data.get("deadline")
         error = data.get("error")
         return cls(
             id=data["id"],
@@ -249,6 +254,7 @@ class Record:
             finished_at=dt.datetime.fromisoformat(finished) if finished else None,
             is_default=bool(data.get("is_default", False)),
             variant=data.get("variant"),
+            deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
         )
 
 

@@ -2,11 +2,15 @@
 
 One time budget covers everything: providers stop at ``stop`` (keeping 10%, at
 most a second, for the default image and storing), and ``generate()`` returns
-by ``deadline``.
+by ``deadline``. Bookkeeping that the state backend is slow to take (the final
+record) gets ``FINAL_GRACE`` more; past it, an image already stored is returned
+anyway and its record is written in the background. Nothing else waits on the
+backend: the "running" record and the breakers' reads share the providers' time.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,8 +21,8 @@ from ._cancel import is_cancellation
 from ._clock import utc_now
 from ._config import Config
 from ._default_image import default_output
-from ._errors import GenerationCancelled, ImageGenError
-from ._generation import Generation
+from ._errors import GenerationCancelled, ImageGenError, StorageError
+from ._generation import FINAL_GRACE, Generation
 from ._live_config import LiveConfig
 from ._models import ImageResult
 from ._request import ImageRequest
@@ -27,6 +31,8 @@ from ._store import store
 from ._tiers import run_tiers
 
 __all__ = ["Pipeline"]
+
+logger = logging.getLogger("imagegen")
 
 
 class Pipeline:
@@ -47,12 +53,13 @@ class Pipeline:
     ) -> ImageResult:
         """Make one image for a valid ``request``, by the deadline (see ``generate()``)."""
         rt, live = self._rt, self._config
+        # The deadline counts from the call: a look at the shared settings is part of it.
+        started = rt.clock.monotonic()
         await live.refresh()
         variant = None
         if live.experiment is not None:
             variant = live.experiment.assign(experiment_key)
         config = live.for_variant(variant)
-        started = rt.clock.monotonic()
         gen = Generation(
             id=uuid.uuid4().hex,
             request=request,
@@ -63,7 +70,6 @@ class Pipeline:
             job_id=job_id,
             variant=variant.name if variant is not None else None,
         )
-        await rt.records.save(gen, status="running")
         summary: Callable[[], Mapping[str, Any]] = request.summary
         if variant is not None:
 
@@ -71,25 +77,80 @@ class Pipeline:
                 return {**request.summary(), "variant": gen.variant}
 
         await rt.events.emit("generation_started", gen.id, None, summary)
+        # A list, not a variable: the type checker cannot see a scope swallow its cut.
+        done: list[ImageResult] = []
         try:
-            return await self._run(gen, config)
+            with rt.clock.deadline_scope(gen.last_moment):
+                done.append(await self._run(gen, config))
         except ImageGenError as error:
-            with anyio.CancelScope(shield=True):
-                await rt.records.finished(gen, error=error)
+            await self._failed(gen, error)
             raise
         except BaseException as exc:
             if not is_cancellation(exc):
                 raise
-            with anyio.CancelScope(shield=True):
-                cancelled = GenerationCancelled("the caller cancelled the generation")
-                await rt.records.finished(gen, error=cancelled)
+            await self._take_back(gen)
+            await self._failed(gen, GenerationCancelled("the caller cancelled the generation"))
             raise
+        if done:
+            return done[0]
+        # Cut at the deadline: the state backend or the storage did not answer in time.
+        return await self._late(gen)
 
     async def _run(self, gen: Generation, config: Config) -> ImageResult:
         rt = self._rt
-        output = None
         with rt.clock.deadline_scope(gen.stop):
-            output = await run_tiers(rt, gen, config)
+            # The running record shares the providers' time: a backend that does not
+            # answer costs them that time, never the deadline.
+            await rt.records.started(gen)
+            await run_tiers(rt, gen, config)
+        output = gen.output
         if output is None:
             output = await default_output(rt, gen, config.default_image)
         return await store(rt, gen, config, output)
+
+    async def _late(self, gen: Generation) -> ImageResult:
+        """The deadline (and its grace) passed before the generation could finish."""
+        rt = self._rt
+        if gen.result is not None:
+            logger.warning(
+                "generation %s: the state backend did not take its record by the deadline; "
+                "returning the image, recording it later",
+                gen.id,
+            )
+            await rt.records.finish_later(gen, gen.result, rt.background)
+            return gen.result
+        error: ImageGenError = (
+            StorageError("the image could not be stored by the deadline")
+            if gen.output is not None
+            else gen.failure()
+        )
+        await self._failed(gen, error)
+        raise error
+
+    async def _take_back(self, gen: Generation) -> None:
+        """The caller gave up after the image was stored: delete it, so that no stored
+        object lacks its succeeded record. Only an object named after this generation:
+        a content-addressed one may be shared with other records."""
+        rt, result = self._rt, gen.result
+        if result is None or result.key is None or rt.storage is None or gen.id not in result.key:
+            return
+        with (
+            anyio.CancelScope(shield=True),
+            rt.clock.deadline_scope(rt.clock.monotonic() + FINAL_GRACE) as bound,
+        ):
+            try:
+                await rt.storage.delete(result.key)
+            except Exception as exc:  # noqa: BLE001 - the caller's cancellation goes on
+                logger.warning("generation %s: could not delete %s: %r", gen.id, result.key, exc)
+        if bound.cancelled_caught:
+            logger.warning("generation %s: deleting %s took too long", gen.id, result.key)
+
+    async def _failed(self, gen: Generation, error: ImageGenError) -> None:
+        """The failed generation's final record: shielded, bounded, never raising."""
+        rt = self._rt
+        until = max(rt.clock.monotonic() + FINAL_GRACE, gen.last_moment)
+        with anyio.CancelScope(shield=True), rt.clock.deadline_scope(until):
+            try:
+                await rt.records.finished(gen, error=error)
+            except StorageError as exc:
+                logger.warning("generation %s: could not write its final record: %s", gen.id, exc)

@@ -1,28 +1,47 @@
 """A generation's bookkeeping: its record, its provider counters, its variant counters.
 
 Statistics are worth less than the image: a counter that cannot be written is
-logged and the generation goes on. The record is what ``gen.record(id)`` answers,
-and a stored image must have one, so a failed record write is a StorageError.
+logged and the generation goes on, and so is a "running" record. The final record
+is what ``gen.record(id)`` answers and what a stored image is found by; when the
+backend cannot take it in time, the image is returned anyway and the record is
+written in the background (see :meth:`Records.finish_later`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import Any
 
-import anyio
+import anyio.abc
+import attrs
 
 from ._clock import Clock, utc_now
-from ._errors import ImageGenError, StorageError
+from ._errors import GenerationLost, ImageGenError, StorageError
 from ._events import Events
 from ._generation import Generation
 from ._models import ImageResult, ProviderDayStats, Record, VariantDayStats
 from ._tracking import Tracker
 
-__all__ = ["Records", "utc_day"]
+__all__ = ["COUNT_BOUND", "LOST_AFTER", "RUNNING_BOUND", "Records", "utc_day"]
 
 logger = logging.getLogger("imagegen")
+
+#: Seconds a generation waits for its "running" record before calling providers anyway.
+RUNNING_BOUND = 0.25
+#: Seconds one call's counters may take: a stalled backend costs each call this, not
+#: the rest of its generation's time (a race's losers count while the winner waits).
+COUNT_BOUND = 0.25
+_WARN_EVERY = 60.0  # seconds between warnings about running records that were not written
+#: Pauses before each try at a final record that could not be written in time: about
+#: half a minute in all, past a backend's restart or a failover. Closing the generator
+#: cuts the pauses short and makes one last try.
+_FINISH_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+_FINISH_BOUND = 1.0  # seconds one late try may take
+#: Seconds past its deadline after which a "running" record reads as failed: far past
+#: every late write (the final record's background tries end within seconds).
+LOST_AFTER = 60.0
 
 
 def utc_day(value: dt.date | dt.datetime | None) -> dt.date | None:
@@ -35,7 +54,15 @@ def utc_day(value: dt.date | dt.datetime | None) -> dt.date | None:
 class Records:
     """Writes what happened to generations and provider calls, and reads it back."""
 
-    __slots__ = ("_clock", "_events", "_experiment", "_tracker")
+    __slots__ = (
+        "_clock",
+        "_closed",
+        "_closing",
+        "_events",
+        "_experiment",
+        "_tracker",
+        "_warned_at",
+    )
 
     def __init__(
         self, tracker: Tracker, *, clock: Clock, events: Events, experiment: str | None
@@ -44,6 +71,9 @@ class Records:
         self._clock = clock
         self._events = events
         self._experiment = experiment
+        self._warned_at = -math.inf
+        self._closed = False
+        self._closing: anyio.Event | None = None  # made in the event loop, on first use
 
     async def save(
         self,
@@ -71,11 +101,31 @@ class Records:
             finished_at=None if status == "running" else utc_now(self._clock),
             is_default=result.is_default if result else False,
             variant=gen.variant,
+            deadline=gen.created_at + dt.timedelta(seconds=gen.deadline - gen.started),
         )
         try:
             await self._tracker.save(record)
         except Exception as exc:
             raise StorageError(f"could not write the record: {type(exc).__name__}: {exc}") from exc
+
+    async def started(self, gen: Generation) -> None:
+        """The generation's "running" record, waited for at most ``RUNNING_BOUND`` seconds.
+
+        A failure or a slow backend is logged (now and then), never raised: the
+        providers' time is not spent on it.
+        """
+        problem = f"no answer within {RUNNING_BOUND:g}s"
+        with self._clock.deadline_scope(self._clock.monotonic() + RUNNING_BOUND):
+            try:
+                await self.save(gen, status="running")
+            except StorageError as exc:
+                problem = str(exc)
+            else:
+                return
+        now = self._clock.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            logger.warning("could not write a running record (%s); generating anyway", problem)
 
     async def finished(
         self,
@@ -106,12 +156,21 @@ class Records:
         provider: str,
         outcome: str,
         *,
+        until: float,
         error_kind: str | None = None,
         latency: float | None = None,
     ) -> None:
-        """Count one provider call (success, failure or cancelled); never raises."""
-        try:
-            with anyio.CancelScope(shield=True):
+        """Count one provider call (success, failure or cancelled); never raises.
+
+        Shielded from cancellation (a race lost, a caller gone), so that the counts
+        add up to the records' tries, but not waited for past ``until`` nor for more
+        than ``COUNT_BOUND`` seconds. One backend call holds all of a call's counters:
+        ``requests == successes + failures + cancelled`` whatever happens.
+        """
+        bound = min(until, self._clock.monotonic() + COUNT_BOUND)
+        with self._clock.deadline_scope(bound) as scope:
+            scope.shield = True
+            try:
                 await self._tracker.count(
                     provider,
                     day=utc_now(self._clock).date(),
@@ -119,8 +178,57 @@ class Records:
                     error_kind=error_kind,
                     latency=latency,
                 )
-        except Exception:
-            logger.warning("could not count a %s call to %s", outcome, provider, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - statistics never fail a generation
+                logger.warning("could not count a %s call to %s: %r", outcome, provider, exc)
+
+    async def finish_later(
+        self, gen: Generation, result: ImageResult, background: anyio.abc.TaskGroup | None
+    ) -> None:
+        """The final record of a generation whose image was returned without it.
+
+        Written from ``background`` (the generator's task group), tried again and
+        again for about half a minute, or until :meth:`closing` (then once more).
+        Without a background, or if every try fails, the record stays "running" (it
+        reads as failed a minute past its deadline) and the miss is logged with the
+        image's key.
+        """
+        if background is None:
+            logger.error(
+                "generation %s: image %s stored, but its record could not be written",
+                gen.id,
+                result.key,
+            )
+            return
+        background.start_soon(self._finish_retrying, gen, result)
+
+    def closing(self) -> None:
+        """The generator is closing: late records make one last try, without waiting."""
+        self._closed = True
+        if self._closing is not None:
+            self._closing.set()
+
+    async def _finish_retrying(self, gen: Generation, result: ImageResult) -> None:
+        if self._closing is None:
+            self._closing = anyio.Event()
+        for pause in _FINISH_PAUSES:
+            if not self._closed:
+                with self._clock.deadline_scope(self._clock.monotonic() + pause):
+                    await self._closing.wait()
+            with self._clock.deadline_scope(self._clock.monotonic() + _FINISH_BOUND):
+                try:
+                    await self.finished(gen, result=result)
+                except StorageError:
+                    pass
+                else:
+                    logger.info("generation %s: its record was written late", gen.id)
+                    return
+            if self._closed:
+                break
+        logger.error(
+            "generation %s: image %s stored, but its record could not be written",
+            gen.id,
+            result.key,
+        )
 
     async def _count_variant(self, gen: Generation, result: ImageResult | None) -> None:
         assert self._experiment is not None  # noqa: S101 - only generations with a variant
@@ -139,8 +247,18 @@ class Records:
             logger.warning("could not count variant %s's generation", gen.variant, exc_info=True)
 
     async def load(self, generation_id: str) -> Record | None:
-        """The record of one generation, or None."""
-        return await self._tracker.load(generation_id)
+        """The record of one generation, or None.
+
+        A record still "running" ``LOST_AFTER`` seconds past its deadline reads as
+        failed: the process that ran it stopped (a crash, a kill) before it ended.
+        """
+        record = await self._tracker.load(generation_id)
+        if record is None or record.status != "running" or record.deadline is None:
+            return record
+        if utc_now(self._clock) - record.deadline < dt.timedelta(seconds=LOST_AFTER):
+            return record
+        lost = GenerationLost("the generation's process stopped before it ended")
+        return attrs.evolve(record, status="failed", error=lost)
 
     async def stats(
         self,

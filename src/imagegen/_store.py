@@ -1,15 +1,14 @@
 """Storing the winner: put the bytes (retried), then build the result and its final record.
 
-A stored image always has its record: if the record cannot be written, the
-object named after this generation is taken back.
+A produced image is never thrown away because bookkeeping failed: when the state
+backend refuses the final record, the image is returned all the same and its
+record is written in the background (``Records.finish_later``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-
-import anyio
 
 from ._config import Config
 from ._errors import ImageGenError, StorageError
@@ -101,14 +100,15 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         variant=gen.variant,
         data=data if storage is None else None,
     )
+    gen.result = result
     try:
         await rt.records.finished(gen, result=result)
-    except BaseException:
-        # Without a record, take the image back. A content-addressed key (deduplicated
-        # storage) may be shared with other records, so only an object named after
-        # this generation is ours to delete.
-        if key is not None and storage is not None and gen.id in key:
-            with anyio.CancelScope(shield=True):
-                await storage.delete(key)
-        raise
+    except StorageError as exc:
+        logger.warning(
+            "generation %s: could not write its record (%s); returning the image, "
+            "recording it later",
+            gen.id,
+            exc,
+        )
+        await rt.records.finish_later(gen, result, rt.background)
     return result

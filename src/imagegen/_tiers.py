@@ -43,7 +43,6 @@ class _TierRun(Tier):
         self._config = config
         self._providers = tuple(providers)
         self._later = later_stages
-        self.output: Output | None = None
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -80,12 +79,14 @@ class _TierRun(Tier):
             breaker=self._rt.breakers[provider.name],
             deadline=min(deadline, self._gen.stop),
             on_lost=lambda elapsed: selection.lost(self, provider, elapsed),
+            on_output=self._take,
         ).run()
-        if output is None:
-            return False
-        if self.output is None:
-            self.output = output
-        return True
+        return output is not None
+
+    def _take(self, output: Output) -> None:
+        """The first image in hand wins; it is the generation's from that moment."""
+        if self._gen.output is None:
+            self._gen.output = output
 
 
 async def _run_tier(
@@ -100,11 +101,14 @@ async def _run_tier(
     except Exception:
         # A bug in a user's selection must not cost the caller the default image.
         logger.exception("selection %r failed in generation %s", selection, gen.id)
-    return tier.output
+    return gen.output
 
 
 async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | None:
-    """The first image any tier's selection gets, or None when every provider failed."""
+    """The first image any tier's selection gets, or None when every provider failed.
+
+    The image is also ``gen.output`` from the moment it arrives (see ``_attempt``).
+    """
     tiers = config.tiers()
     strategy = config.strategy
     stages_left = sum(strategy.stages(len(tier)) for tier in tiers)

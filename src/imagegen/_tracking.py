@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from ._models import ProviderDayStats, Record, VariantDayStats
 from .state import StateBackend, SupportsIncrMany
 
-__all__ = ["LATENCY_BUCKETS", "Tracker"]
+__all__ = ["LATENCY_BUCKETS", "Tracker", "batch_incr"]
 
 #: Upper bounds (seconds) of the latency histogram; the last bucket is open.
 LATENCY_BUCKETS = (
@@ -65,7 +65,7 @@ class Tracker:
         self._variants = f"{prefix}vstats:"
         self._record_ttl = record_ttl
         self._stats_ttl = stats_ttl
-        self._incr_many = _batch_incr(state)
+        self._incr_many = batch_incr(state)
 
     async def save(self, record: Record) -> None:
         """Write (or overwrite) a record."""
@@ -228,7 +228,7 @@ def quantile(histogram: list[int], q: float) -> float | None:
     return lower + (upper - lower) * (rank - seen) / count
 
 
-def _batch_incr(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
+def batch_incr(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
     """The backend's ``incr_many`` (one SQLite transaction, one Redis round trip for a
     generation's counters), unless it has none or a subclass wraps ``incr`` alone.
 

@@ -78,6 +78,7 @@ from imagegen import (
     StateBackend,
     Storage,
 )
+from imagegen.testing import FaultyState
 
 pytestmark = [
     pytest.mark.anyio,
@@ -814,6 +815,63 @@ class TestPersistentBackends:
                     await check_invariants(run, calls)
             finally:
                 await state.aclose()
+
+
+class TestFailingStateBackend:
+    """A state backend that fails 5 % of its calls, stalls 2 %, and stops answering
+    altogether for a second mid-run: the promise holds all the same."""
+
+    async def test_images_arrive_in_time(self, anyio_backend: str) -> None:
+        """Every call returns in time with the healthy provider's image; records follow."""
+        label = f"failing-state-{anyio_backend}"
+        seed = seed_for(label)
+        rng = random.Random(seed + 1)
+        state = FaultyState(MemoryState(), fail_rate=0.05, stall_rate=0.02, stall=3.0, seed=seed)
+        async with (
+            no_leaks(label),
+            chaos_run(
+                label,
+                seed,
+                strategy=Race(),
+                healthy_one="openai",
+                copy_unsplash=False,
+                cover_tier1=False,
+                state=state,
+            ) as run,
+        ):
+
+            async def outage() -> None:
+                await anyio.sleep(2.0)
+                state.stall_all = True
+                await anyio.sleep(1.0)
+                state.stall_all = False
+
+            calls = calls_for(requests_for(seed, CALLS, rng))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(outage)
+                load = await run_calls(run.gen, calls, RATE_HEALTHY, rng)
+            run.report(calls, load)
+            check_calls(run, calls)
+            about = f"{run.about(calls)} injected={dict(state.failed)} {dict(state.stalled)}"
+            assert state.stalled.get("get"), about
+            assert state.failed.get("set"), about
+            lost = [(c.index, c.error) for c in calls if c.result is None or c.result.is_default]
+            assert not lost, f"{about} {len(lost)} without the provider's image: {lost[:3]}"
+
+            # The records the outage kept back are written in the background: once the
+            # backend is well, each image has its succeeded record, each object its image.
+            await run.gen.aclose()
+            state.fail_rate = state.stall_rate = 0.0
+            await anyio.sleep(1.1)  # a backend seen down is probed again within a second
+            objects = await stored_objects(run.storage)
+            for c in calls:
+                assert c.result is not None
+                record = await run.gen.record(c.result.id)
+                assert record is not None, f"{about} call {c.index}: no record"
+                assert record.status == "succeeded", f"{about} call {c.index}: {record}"
+                assert record.key == c.result.key, f"{about} call {c.index}: {record}"
+                assert c.result.key in objects, f"{about} call {c.index}: not stored"
+            assert len(objects) == len(calls), about
 
 
 class TestLeakCheck:

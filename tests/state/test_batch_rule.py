@@ -16,7 +16,7 @@ import pytest
 
 import imagegen
 from imagegen import MemoryState, SQLiteState
-from imagegen._tracking import Tracker, _batch_incr
+from imagegen._tracking import Tracker, batch_incr
 from imagegen.state import RedisState, StateBackend, SupportsIncrMany
 
 DAY = dt.date(2026, 1, 1)
@@ -153,7 +153,7 @@ class TestWhichIncrement:
         self, make: Any, batches: bool
     ) -> None:
         """The batch is used unless a class below the one defining it wraps incr."""
-        assert (_batch_incr(make()) is not None) is batches
+        assert (batch_incr(make()) is not None) is batches
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("make", [Watched, WatchedAgain], ids=["wraps-incr", "below"])

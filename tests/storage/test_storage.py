@@ -308,3 +308,66 @@ class TestLocalAtomicWrites:
         (tmp_path / ".a.png.x1y2.tmp").write_bytes(b"partial" * 100)
         (tmp_path / "d" / ".a.png.z3.tmp").write_bytes(b"partial" * 100)
         assert await storage.stats() == imagegen.StorageStats(objects=1, bytes=5)
+
+
+class TestLocalStaleTempFiles:
+    """Temporary files a killed process left behind are swept; fresh ones are not."""
+
+    @staticmethod
+    def leftover(path: Path, age: float) -> Path:
+        """A temp file as a killed write leaves it, last written ``age`` seconds ago."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+        then = path.stat().st_mtime - age
+        os.utime(path, (then, then))
+        return path
+
+    async def test_first_write_into_a_directory_sweeps_it(self, tmp_path: Path) -> None:
+        """Stale temp files beside the first write go; fresh ones, other dirs and images stay."""
+        stale = self.leftover(tmp_path / "d" / ".a.png.k1.tmp", 120)
+        fresh = self.leftover(tmp_path / "d" / ".b.png.k2.tmp", 5)
+        elsewhere = self.leftover(tmp_path / "e" / ".c.png.k3.tmp", 120)
+        dotted = self.leftover(tmp_path / "d" / ".keep", 120)
+        storage = LocalStorage(tmp_path)
+        await storage.put("d/x.png", b"1", content_type="image/png", metadata=META)
+        assert not stale.exists()
+        assert all(p.exists() for p in (fresh, elsewhere, dotted))
+        # Swept once per directory: a later leftover waits for sweep().
+        again = self.leftover(tmp_path / "d" / ".y.png.k4.tmp", 120)
+        await storage.put("d/y.png", b"2", content_type="image/png", metadata=META)
+        assert again.exists()
+        assert await storage.get("d/x.png") == b"1"
+
+    async def test_sweep_walks_the_tree(self, tmp_path: Path) -> None:
+        """sweep() deletes every stale temp file under the root and says how many."""
+        storage = LocalStorage(tmp_path, temp_age=30)
+        assert await storage.sweep() == 0  # no directory yet
+        old = [self.leftover(tmp_path / p, 60) for p in (".r.tmp", "a/.s.tmp", "a/b/.t.tmp")]
+        young = self.leftover(tmp_path / "a" / ".u.tmp", 1)
+        await storage.put("a/b/img.png", b"x", content_type="image/png", metadata=META)
+        assert await storage.sweep() == 2  # the put swept a/b already
+        assert not any(p.exists() for p in old)
+        assert young.exists()
+        assert await storage.get("a/b/img.png") == b"x"
+
+    async def test_a_failing_sweep_does_not_fail_the_write(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The image is stored even when its directory cannot be swept."""
+
+        def broken(*_: object) -> int:
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(_local, "_sweep_dir", broken)
+        storage = LocalStorage(tmp_path)
+        await storage.put("d/x.png", b"1", content_type="image/png", metadata=META)
+        assert await storage.get("d/x.png") == b"1"
+        with pytest.raises(StorageError, match="could not sweep"):
+            await storage.sweep()
+
+    @pytest.mark.parametrize("age", [0, -1.0, float("nan"), True, "60"])
+    def test_bad_temp_age_is_refused(self, tmp_path: Path, age: object) -> None:
+        """temp_age must be a positive number of seconds."""
+        with pytest.raises(imagegen.InvalidConfig) as info:
+            LocalStorage(tmp_path, temp_age=age)  # type: ignore[arg-type]
+        assert info.value.field == "temp_age"

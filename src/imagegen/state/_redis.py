@@ -16,10 +16,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import anyio
-import anyio.to_thread
-
 from .._errors import InvalidConfig
+from ._threads import WorkerThreads
 
 if TYPE_CHECKING:
     import redis
@@ -151,14 +149,15 @@ class RedisState:
                 )
             self._client = client
             self._owns_client = False
-        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._threads = WorkerThreads(max_workers, "Redis state")
         self._incr_script: redis.commands.core.Script = self._client.register_script(_INCR)
         self._response_error: type[redis.ResponseError] = redis.ResponseError
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
-        # Not abandoned on cancellation: a write either completes or never started, and
-        # its connection goes back to the pool in a known state.
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        # A caller that gives up (its deadline) does not wait for a server that does not
+        # answer: the call finishes in its thread (the socket timeout bounds it) and its
+        # connection goes back to the pool; calls given up on hold their slots till then.
+        return await self._threads.run(fn, *args)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._call(self._client.get, key)

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-import anyio
 import anyio.to_thread
+
+from ._threads import WorkerThreads
 
 __all__ = ["SQLiteState"]
 
@@ -32,7 +33,10 @@ class SQLiteState:
     """A :class:`~imagegen.state.StateBackend` in a SQLite file, via the stdlib driver.
 
     Calls run in a worker thread (so they work on asyncio and trio alike) one at a
-    time over a single connection in WAL mode; several processes may share the
+    time over a single connection in WAL mode. A caller may give up on a call (its
+    deadline passed): the call finishes in its thread, and until it does the next
+    call fails at once with a StorageError (a database locked by another process
+    holds a call up to the ten-second busy timeout); several processes may share the
     file, SQLite's locking keeps ``incr`` and ``set_if_absent`` atomic. Expiry is
     on wall-clock time, which processes agree on.
 
@@ -46,7 +50,7 @@ class SQLiteState:
         self._timer = timer
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._limiter = anyio.CapacityLimiter(1)
+        self._threads = WorkerThreads(1, f"SQLite state {self.path.name!r}")
         self._ops = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -69,7 +73,7 @@ class SQLiteState:
             return fn(self._conn)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await anyio.to_thread.run_sync(self._run, fn, limiter=self._limiter)
+        return await self._threads.run(self._run, fn)
 
     def _expiry(self, ttl: float | None) -> float | None:
         return None if ttl is None else self._timer() + ttl
@@ -159,7 +163,7 @@ class SQLiteState:
                     self._conn.close()
                     self._conn = None
 
-        await anyio.to_thread.run_sync(close, limiter=self._limiter)
+        await anyio.to_thread.run_sync(close)
 
     def __repr__(self) -> str:
         return f"SQLiteState({str(self.path)!r})"

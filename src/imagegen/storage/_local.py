@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
 import anyio.to_thread
 
-from .._errors import StorageError
+from .._errors import InvalidConfig, StorageError
 from ._base import StorageStats, StoredObject, check_key
 
 __all__ = ["LocalStorage"]
+
+logger = logging.getLogger("imagegen")
 
 
 class LocalStorage:
@@ -21,17 +25,34 @@ class LocalStorage:
 
     Each write goes to a temporary file in the target directory, is flushed to
     disk, then renamed over the final name, so a crash never leaves half an image
-    under a real key. File I/O runs in worker threads.
+    under a real key. A process killed mid-write leaves its temporary file
+    (``.name.*.tmp``) behind: the first write into a directory sweeps the ones
+    older than ``temp_age`` seconds there, and :meth:`sweep` does it for the whole
+    tree. File I/O runs in worker threads.
 
     Args:
         directory: The root; created on first write.
         base_url: Public URL prefix that serves ``directory`` (a CDN or a static
             file server); without it ``url_for`` gives a ``file://`` URL.
+        temp_age: Seconds after which a temporary file is stale (no write takes
+            that long): a minute by default.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        base_url: str | None = None,
+        *,
+        temp_age: float = 60.0,
+    ) -> None:
+        if isinstance(temp_age, bool) or not isinstance(temp_age, int | float) or not temp_age > 0:
+            raise InvalidConfig(
+                f"temp_age must be a positive number of seconds, not {temp_age!r}", field="temp_age"
+            )
         self.directory = Path(directory).absolute()
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
+        self.temp_age = temp_age
+        self._swept: set[Path] = set()  # directories this instance has swept already
 
     def path_for(self, key: str) -> Path:
         """The file a key is stored in."""
@@ -46,10 +67,17 @@ class LocalStorage:
         metadata: Mapping[str, str],
     ) -> StoredObject:
         path = self.path_for(key)
+        sweep = path.parent not in self._swept
         try:
             await anyio.to_thread.run_sync(_write_atomically, path, bytes(data))
         except OSError as exc:
             raise StorageError(f"could not write {key!r}: {exc.strerror or exc}") from exc
+        if sweep:
+            self._swept.add(path.parent)
+            try:
+                await anyio.to_thread.run_sync(_sweep_dir, path.parent, time.time() - self.temp_age)
+            except OSError as exc:  # the image is stored; leftovers wait for sweep()
+                logger.warning("could not sweep %s for stale temporary files: %s", path.parent, exc)
         return StoredObject(key=key, url=self.url_for(key), size=len(data))
 
     async def get(self, key: str) -> bytes | None:
@@ -68,6 +96,28 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"could not delete {key!r}: {exc.strerror or exc}") from exc
 
+    async def sweep(self) -> int:
+        """Delete the temporary files older than ``temp_age`` under the whole tree.
+
+        Returns how many were deleted. Worth running after a crash on a tree with
+        many directories (writes sweep only the directories they write to).
+
+        Raises:
+            StorageError: The tree could not be walked.
+        """
+        cutoff = time.time() - self.temp_age
+
+        def walk() -> int:
+            if not self.directory.exists():
+                return 0
+            dirs = [self.directory, *(p for p in self.directory.rglob("*") if p.is_dir())]
+            return sum(_sweep_dir(d, cutoff) for d in dirs)
+
+        try:
+            return await anyio.to_thread.run_sync(walk)
+        except OSError as exc:
+            raise StorageError(f"could not sweep {self.directory}: {exc.strerror or exc}") from exc
+
     def url_for(self, key: str) -> str:
         if self.base_url:
             return self.base_url + quote(check_key(key))
@@ -84,6 +134,25 @@ class LocalStorage:
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.directory)!r})"
+
+
+def _sweep_dir(directory: Path, cutoff: float) -> int:
+    """Delete ``directory``'s temporary files last written before ``cutoff``; how many.
+
+    A file that vanishes meanwhile (a write finishing, another sweeper) is skipped.
+    """
+    deleted = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    Path(entry.path).unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+    return deleted
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

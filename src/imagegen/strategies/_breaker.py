@@ -16,21 +16,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 
 from .._clock import Clock
-from .._errors import ContentRejected, ImageGenError, InvalidConfig, ProviderError
+from .._errors import ContentRejected, ImageGenError, InvalidConfig, ProviderError, StorageError
 from .._models import Event
 from ..state import StateBackend
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "ProviderBreaker"]
 
+logger = logging.getLogger("imagegen")
+
 BreakerState = Literal["closed", "open", "half_open"]
 _BUCKETS = 10
+_WARN_EVERY = 60.0  # seconds between warnings that a breaker cannot reach its state
+#: Seconds a breaker seen closed is trusted before its state is read again: calls to a
+#: healthy provider cost no state read, and a breaker another process opened is seen
+#: within this (well inside the two seconds shared breakers promise).
+CLOSED_STALENESS = 1.0
+#: Seconds a call waits for its breaker's state before going through regardless.
+READ_BOUND = 0.25
+_T = TypeVar("_T")
 
 
 def _at_least_one(_: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -149,20 +160,27 @@ class ProviderBreaker:
         self._key = f"{prefix}breaker:{name}"
         #: The state last read, for the sync ``providers_status()``.
         self.last_state: BreakerState = "closed"
+        self._warned_at = -math.inf
+        self._closed_until = -math.inf  # monotonic time until which "closed" is trusted
 
     # -- stored state -------------------------------------------------------------
 
     async def _load(self) -> dict[str, Any]:
         raw = await self._state.get(self._key)
-        if raw is None:
-            return {"state": "closed"}
-        data: dict[str, Any] = json.loads(raw)
+        data: dict[str, Any] = {"state": "closed"} if raw is None else json.loads(raw)
+        self._seen(self._effective(data))
         return data
+
+    def _seen(self, state: BreakerState) -> None:
+        """Remember ``state`` as the latest; a closed one is trusted for a while."""
+        self.last_state = state
+        closed = state == "closed"
+        self._closed_until = self._clock.monotonic() + CLOSED_STALENESS if closed else -math.inf
 
     async def _store(self, data: dict[str, Any], *, reason: str, previous: str) -> None:
         await self._state.set(self._key, json.dumps(data).encode())
         new = self._effective(data)
-        self.last_state = new
+        self._seen(new)
         if new != previous:
             await self._emit(
                 Event(
@@ -200,11 +218,44 @@ class ProviderBreaker:
 
     # -- the generator's side -----------------------------------------------------
 
+    async def _tolerant(self, what: str, call: Callable[[], Awaitable[_T]], *, fallback: _T) -> _T:
+        """``call()`` within ``READ_BOUND``, or ``fallback`` when the state backend fails
+        or does not answer it (logged, now and then).
+
+        A breaker that cannot reach its state fails open: a backend blip must not stop
+        image generation, and the provider's own errors still end each call.
+        """
+        done: list[_T] = []  # a list: the type checker cannot see a scope swallow its cut
+        problem = f"no answer within {READ_BOUND:g}s"
+        with self._clock.deadline_scope(self._clock.monotonic() + READ_BOUND):
+            try:
+                done.append(await call())
+            except (StorageError, ValueError, KeyError, TypeError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+        if done:
+            return done[0]
+        now = self._clock.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            logger.warning(
+                "breaker of %s could not %s (%s); letting calls through", self.name, what, problem
+            )
+        return fallback
+
     async def allow(self) -> bool:
-        """Whether a call may go through now; claims a half-open trial slot if needed."""
+        """Whether a call may go through now; claims a half-open trial slot if needed.
+
+        A breaker seen closed less than ``CLOSED_STALENESS`` seconds ago answers
+        without reading its state; True when the state backend cannot answer (the
+        breaker fails open).
+        """
+        if self._clock.monotonic() < self._closed_until:
+            return True
+        return await self._tolerant("read its state", self._allow, fallback=True)
+
+    async def _allow(self) -> bool:
         data = await self._load()
-        state = self._effective(data)
-        self.last_state = state
+        state = self.last_state
         if state == "closed":
             return True
         if state == "open":
@@ -224,13 +275,25 @@ class ProviderBreaker:
         return slot <= settings.half_open_max_calls
 
     async def next_trial(self) -> float | None:
-        """Wall-clock time an open breaker next lets a call through (None: closed or forced)."""
+        """Wall-clock time an open breaker next lets a call through (None: closed or forced,
+        or the state backend cannot answer)."""
+        return await self._tolerant("read its trial time", self._next_trial, fallback=None)
+
+    async def _next_trial(self) -> float | None:
         data = await self._load()
         retry_at = data.get("retry_at") if data["state"] == "open" else None
         return None if retry_at is None or math.isinf(retry_at) else float(retry_at)
 
     async def record_success(self) -> None:
-        """A call succeeded: a half-open breaker closes."""
+        """A call succeeded: a half-open breaker closes (logged, not raised, if the state
+        backend fails). Nothing to do, and no state call, for a breaker seen closed
+        lately that does not count calls (no ``failure_rate``)."""
+        fresh = self._clock.monotonic() < self._closed_until
+        if fresh and self._settings().failure_rate is None:
+            return
+        await self._tolerant("record a success", self._record_success, fallback=None)
+
+    async def _record_success(self) -> None:
         settings = self._settings()
         if settings.failure_rate is not None:
             current, width = self._bucket(settings)
@@ -242,7 +305,11 @@ class ProviderBreaker:
             )
 
     async def record_failure(self, error: ImageGenError) -> None:
-        """A call failed: count it if it says something about health; maybe open."""
+        """A call failed: count it if it says something about health; maybe open (logged,
+        not raised, if the state backend fails)."""
+        await self._tolerant("record a failure", lambda: self._record_failure(error), fallback=None)
+
+    async def _record_failure(self, error: ImageGenError) -> None:
         settings = self._settings()
         data = await self._load()
         previous = self._effective(data)
@@ -304,15 +371,13 @@ class ProviderBreaker:
 
     async def state(self) -> BreakerState:
         """``"closed"``, ``"open"`` or ``"half_open"``."""
-        state = self._effective(await self._load())
-        self.last_state = state
-        return state
+        await self._load()
+        return self.last_state
 
     async def snapshot(self) -> BreakerSnapshot:
         """State, since when, why, failures counted, next trial time."""
         data = await self._load()
-        state = self._effective(data)
-        self.last_state = state
+        state = self.last_state
         failures = data.get("failures", 0)
         if state == "closed" and not data.get("forced"):
             failures = await self._window_sum("f", self._settings())

@@ -7,6 +7,9 @@
   and cancellations. :func:`instant`, :func:`slow`, :func:`failing` and
   :func:`hanging` build the common ones.
 - :class:`EventRecorder`: a hook that keeps every event.
+- :class:`FaultyState` and :class:`FaultyStorage`: wrap a state backend or a storage
+  and make a share of its calls fail or stall (or all of them, switched at run time),
+  for chaos tests of your own service.
 - :class:`StateBackendSuite`, :class:`StorageSuite` and :class:`ProviderSuite`:
   conformance suites, pytest test classes to subclass in your tests, that check your
   own state backend, storage or provider against the contract imagegen relies on.
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING
 from ._clock import FakeClock
 from ._fakes import ErrorSpec as ErrorSpec
 from ._fakes import FakeProvider, failing, hanging, instant, slow, tiny_png
+from ._faults import FaultyState, FaultyStorage
 from ._recorder import EventRecorder
 
 if TYPE_CHECKING:
@@ -43,6 +47,8 @@ __all__ = [
     "EventRecorder",
     "FakeClock",
     "FakeProvider",
+    "FaultyState",
+    "FaultyStorage",
     "ProviderSuite",
     "StateBackendSuite",
     "StorageSuite",
