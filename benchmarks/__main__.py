@@ -27,6 +27,7 @@ SCENARIOS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("strategies", [], ["--quick"]),
     ("hedge_bound", [], []),
     ("failover", [], ["--quick"]),
+    ("dead_primary", [], ["--images", "20"]),
     ("throughput", [], ["--quick"]),
 )
 #: Scenarios that run LiteLLM beside imagegen (``--no-litellm`` turns it off).

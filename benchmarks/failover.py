@@ -87,7 +87,11 @@ async def run(images: int, scale: float, with_litellm: bool) -> dict[str, Any]:
                     strategy=Fallback(),
                     retry=Retry(initial=0.5 * scale, maximum=8.0 * scale),
                     breaker=CircuitBreaker(
-                        failure_threshold=threshold, window=60 * scale, reset_timeout=30 * scale
+                        failure_threshold=threshold,
+                        # "No breaker" (a threshold out of reach) turns off the in-a-row rule too.
+                        consecutive_failures=None if threshold > 10**6 else 5,
+                        window=60 * scale,
+                        reset_timeout=30 * scale,
                     ),
                     timeout=30 * scale,
                     storage=MemoryStorage(),

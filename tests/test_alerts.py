@@ -349,7 +349,7 @@ class TestSuccessRate:
         gen = ImageGenerator(
             providers=[failing("bad", ProviderUnavailable), instant("good", tier=1)],
             retry=Retry(attempts=1),
-            breaker=CircuitBreaker(failure_threshold=100),
+            breaker=CircuitBreaker(failure_threshold=100, consecutive_failures=None),
             clock=clock,
             hooks=[Alerts([recorder], min_calls=3, clock=clock)],
         )

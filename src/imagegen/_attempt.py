@@ -16,7 +16,13 @@ from collections.abc import Callable
 import attrs
 
 from ._cancel import is_cancellation
-from ._errors import ImageGenError, ProviderError, ProviderTimeout, with_fields
+from ._errors import (
+    ImageGenError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    with_fields,
+)
 from ._generation import Generation
 from ._models import Attempt, AttemptOutcome
 from ._output import Output, call_provider
@@ -121,7 +127,7 @@ class ProviderAttempt:
             )
             await rt.events.emit("attempt_started", gen.id, name, {"try": self._tries})
             self._in_flight = True
-            with clock.deadline_scope(limit) as scope:
+            with clock.deadline_scope(limit) as scope, self.breaker.watching() as watch:
                 try:
                     output = await call_provider(provider, gen.request, ctx, rt.download)
                 except ImageGenError as exc:
@@ -138,15 +144,24 @@ class ProviderAttempt:
             self._in_flight = False
         finally:
             rt.slots.free(slot)
-        # Cut off with its create sent, the work may exist (billed) under an id we never
-        # learned; an error the provider raised already says whether a retry is safe.
-        lost_create = scope.cancelled_caught and ctx.create_sent
+        # Cut off with its create sent (its time up, or its breaker opened meanwhile), the
+        # work may exist (billed) under an id we never learned; an error the provider
+        # raised already says whether a retry is safe.
+        cut = scope.cancelled_caught or watch.cancelled_caught
+        lost_create = cut and ctx.create_sent
         # Billed as far as we know: a lost create may be billed too, but no one can tell.
         if provider.paid and (output is not None or ctx.handle is not None):
             self._billed += 1
         elapsed = clock.monotonic() - start
         if scope.cancelled_caught:
             error = ProviderTimeout(f"no answer within {elapsed:.2f}s", provider=name)
+        elif watch.cancelled_caught:
+            # Other calls failed and opened its breaker: no use waiting any longer.
+            error = ProviderUnavailable(
+                f"its circuit opened while this call waited ({elapsed:.2f}s)",
+                provider=name,
+                retryable=False,
+            )
         if output is not None:
             self._output = output
             self.on_output(output)

@@ -129,12 +129,11 @@ async def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     overrides: dict[str, Any] = {}
     if args.out is not None:
         overrides["storage"] = LocalStorage(args.out)
-    if args.timeout is not None:
-        overrides["timeout"] = args.timeout
     if not args.json and err.isatty():
         overrides["hooks"] = [_Progress(err)]
     async with ImageGenerator.from_env(**overrides) as gen:
-        result = await gen.generate(request)
+        # Passed per call: it wins over any shared timeout `imagegen config set` left.
+        result = await gen.generate(request, timeout=args.timeout)
         if args.json:
             payload = result.to_dict()
             payload["path"] = _where(gen, result.key, result.url)

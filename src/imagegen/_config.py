@@ -6,7 +6,6 @@ result as a whole, so a bad change changes nothing.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ import attrs
 
 from ._default_image import DefaultImage, is_default_image
 from ._errors import InvalidConfig
+from ._request import seconds
 from .providers import Provider
 from .strategies import CircuitBreaker, Retry, Selection
 
@@ -56,7 +56,7 @@ def _check_providers(_: object, __: attrs.Attribute[Any], providers: tuple[Provi
         ):
             raise InvalidConfig(f"{name}.tier must be an integer >= 0", field="providers")
         timeout = provider.timeout
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        if timeout is not None and seconds(timeout) is None:
             raise InvalidConfig(f"{name}.timeout must be None or seconds > 0", field="providers")
 
 
@@ -73,8 +73,11 @@ def _check_instance(
 
 
 def _check_timeout(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
-        raise InvalidConfig(f"timeout must be seconds > 0 (got {value!r})", field=attribute.name)
+    if seconds(value) is None:
+        raise InvalidConfig(
+            f"timeout must be a finite number of seconds > 0 (got {value!r})",
+            field=attribute.name,
+        )
 
 
 def _check_default(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

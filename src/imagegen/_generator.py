@@ -35,7 +35,7 @@ from ._models import ImageResult, Job, ProviderDayStats, Record, VariantDayStats
 from ._pipeline import Pipeline
 from ._records import Records
 from ._relay import WebhookRelay
-from ._request import ImageRequest, check_experiment_key, request_from
+from ._request import ImageRequest, check_experiment_key, check_timeout, request_from
 from ._runtime import Runtime
 from ._slots import CallSlots
 from ._tracking import Tracker
@@ -379,13 +379,16 @@ class ImageGenerator:
         /,
         *,
         experiment_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline for this call, not a wait
         **fields: Any,
     ) -> ImageResult:
         """Make one image: ``generate("a red fox")`` or ``generate(ImageRequest(...))``.
 
         Returns by ``timeout``, always: with an image, the default image
-        (``is_default=True``), or an error. With an experiment, ``experiment_key``
-        (a user id, say) keeps a caller on one variant.
+        (``is_default=True``), or an error. ``timeout`` given here is this call's
+        deadline, whatever the settings in force say (shared ones included);
+        otherwise the generator's ``timeout`` applies. With an experiment,
+        ``experiment_key`` (a user id, say) keeps a caller on one variant.
 
         Raises:
             InvalidRequest: A field broke a rule; nothing was sent.
@@ -395,7 +398,8 @@ class ImageGenerator:
         """
         checked = request_from(request, fields)
         key = check_experiment_key(experiment_key)
-        return await self._pipeline.generate(checked, experiment_key=key)
+        limit = check_timeout(timeout)
+        return await self._pipeline.generate(checked, experiment_key=key, limit=limit)
 
     async def submit(
         self,
@@ -403,9 +407,12 @@ class ImageGenerator:
         /,
         *,
         experiment_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's deadline, not a wait
         **fields: Any,
     ) -> str:
         """Start a generation in the background and return its job id at once.
+
+        ``timeout`` is the job's deadline, as for :meth:`generate`.
 
         The request is validated first (``InvalidRequest``, nothing started). Jobs run
         in the generator's task group, so this needs ``async with ImageGenerator(...)``;
@@ -418,8 +425,13 @@ class ImageGenerator:
         """
         checked = request_from(request, fields)
         key = check_experiment_key(experiment_key)
+        limit = check_timeout(timeout)
         return await self._jobs.submit(
-            self._rt.background, checked, lifetime=self.timeout, experiment_key=key
+            self._rt.background,
+            checked,
+            lifetime=self.timeout if limit is None else limit,
+            experiment_key=key,
+            limit=limit,
         )
 
     async def job(self, job_id: str) -> Job | None:

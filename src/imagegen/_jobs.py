@@ -73,6 +73,7 @@ class Jobs:
         *,
         lifetime: float,
         experiment_key: str | None,
+        limit: float | None = None,
     ) -> str:
         """Start a job in ``background`` that must end within ``lifetime`` seconds; its id.
 
@@ -90,7 +91,7 @@ class Jobs:
         await self._save(Job(id=job_id, status="pending", deadline=deadline))
         scope = self._scopes[job_id] = anyio.CancelScope()
         self._done[job_id] = anyio.Event()
-        background.start_soon(self._run, job_id, request, scope, deadline, experiment_key)
+        background.start_soon(self._run, job_id, request, scope, deadline, experiment_key, limit)
         return job_id
 
     def cancel_all(self) -> None:
@@ -105,6 +106,7 @@ class Jobs:
         scope: anyio.CancelScope,
         deadline: float,
         experiment_key: str | None,
+        limit: float | None,
     ) -> None:
         job: Job | None = None
         with scope:
@@ -114,7 +116,9 @@ class Jobs:
                 # Readers see "pending" meanwhile; the outcome is written at the end.
                 logger.warning("job %s: could not record that it runs: %s", job_id, exc)
             try:
-                result = await self._generate(request, job_id=job_id, experiment_key=experiment_key)
+                result = await self._generate(
+                    request, job_id=job_id, experiment_key=experiment_key, limit=limit
+                )
             except ImageGenError as failure:
                 job = Job(id=job_id, status="failed", error=failure, deadline=deadline)
             except Exception as exc:

@@ -50,8 +50,10 @@ class Pipeline:
         *,
         job_id: str | None = None,
         experiment_key: str | None = None,
+        limit: float | None = None,
     ) -> ImageResult:
-        """Make one image for a valid ``request``, by the deadline (see ``generate()``)."""
+        """Make one image for a valid ``request``, by the deadline (see ``generate()``):
+        ``limit`` seconds when given, else the settings' ``timeout``."""
         rt, live = self._rt, self._config
         # The deadline counts from the call: a look at the shared settings is part of it.
         started = rt.clock.monotonic()
@@ -60,12 +62,14 @@ class Pipeline:
         if live.experiment is not None:
             variant = live.experiment.assign(experiment_key)
         config = live.for_variant(variant)
+        # A timeout given for this call wins over the settings in force (shared ones too).
+        total = config.timeout if limit is None else limit
         gen = Generation(
             id=uuid.uuid4().hex,
             request=request,
             started=started,
-            deadline=started + config.timeout,
-            stop=started + config.timeout - min(1.0, config.timeout * 0.1),
+            deadline=started + total,
+            stop=started + total - min(1.0, total * 0.1),
             created_at=utc_now(rt.clock),
             job_id=job_id,
             variant=variant.name if variant is not None else None,

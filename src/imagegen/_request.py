@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -251,11 +252,46 @@ def check_experiment_key(key: object) -> str | None:
     """An experiment key is a short string (a user id, a session id), or None.
 
     Raises:
-        InvalidRequest: It is not.
+        InvalidRequest: It is not (a lone surrogate, which no encoder takes, included).
     """
-    if key is None or (isinstance(key, str) and 0 < len(key) <= MAX_EXPERIMENT_KEY):
+    if key is None or (
+        isinstance(key, str)
+        and 0 < len(key) <= MAX_EXPERIMENT_KEY
+        and not any(unicodedata.category(char) == "Cs" for char in key)
+    ):
         return key
     raise InvalidRequest(
         f"experiment_key must be a string of 1 to {MAX_EXPERIMENT_KEY} characters",
         field="experiment_key",
     )
+
+
+def seconds(value: object) -> float | None:
+    """``value`` as a finite number of seconds > 0, or None when it is not one.
+
+    Integers too large for a float (``10**400``) are not seconds either: the
+    deadline arithmetic would overflow.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if 0 < number < math.inf else None
+
+
+def check_timeout(value: object) -> float | None:
+    """A per-call ``timeout``: None, or a finite number of seconds > 0.
+
+    Raises:
+        InvalidRequest: It is neither.
+    """
+    if value is None:
+        return None
+    number = seconds(value)
+    if number is None:
+        raise InvalidRequest(
+            f"timeout must be a finite number of seconds > 0 (got {value!r})", field="timeout"
+        )
+    return number

@@ -665,6 +665,9 @@ async def chaos_run(
             # being called (a breaker open for the whole run would make it a dull one).
             breaker=CircuitBreaker(
                 failure_threshold=rng.randint(20, 60),
+                # Past the thirteen forced faults in a row each provider must meet; the
+                # storm still brings longer runs, which open it and cut calls in flight.
+                consecutive_failures=rng.randint(15, 30),
                 window=0.5,
                 reset_timeout=rng.uniform(0.05, 0.3),
             ),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from imagegen import (
     CircuitBreaker,
     CircuitOpen,
     ContentRejected,
+    Fallback,
     ImageGenerator,
+    ImageRequest,
     InvalidConfig,
     MemoryState,
+    Provider,
     ProviderAuthError,
+    ProviderContext,
     ProviderError,
+    ProviderImage,
     ProviderQuotaExceeded,
     ProviderRateLimited,
     ProviderTimeout,
@@ -64,6 +70,9 @@ class TestWhatCounts:
             ({"reset_timeout": -1}, "reset_timeout"),
             ({"half_open_max_calls": 0}, "half_open_max_calls"),
             ({"failure_rate": 1.5}, "failure_rate"),
+            ({"consecutive_failures": 0}, "consecutive_failures"),
+            ({"consecutive_failures": 2.5}, "consecutive_failures"),
+            ({"cut_in_flight": "yes"}, "cut_in_flight"),
         ],
     )
     def test_bad_settings_are_refused(self, kwargs: dict[str, float], field: str) -> None:
@@ -218,6 +227,108 @@ class TestLifecycle:
         clock.advance(5.0)
         await gen.generate("x")
         assert await gen.breaker_for("a").state() == "closed"
+
+
+class FirstHangsThenFails(Provider):
+    """Its first call never answers; every later one fails at once."""
+
+    def __init__(self, name: str, timeout: float | None = None) -> None:
+        super().__init__(name=name, timeout=timeout)
+        self.calls = 0
+
+    async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
+        self.calls += 1
+        if self.calls == 1:
+            await anyio.sleep_forever()
+        raise ProviderUnavailable("down", status=503)
+
+
+class TestConsecutiveFailures:
+    async def test_failures_in_a_row_open_it(self, clock: FakeClock) -> None:
+        """consecutive_failures in a row open the breaker, however high the window's bar."""
+        gen = ImageGenerator(
+            providers=[failing("a", ProviderUnavailable)],
+            retry=ONE,
+            breaker=CircuitBreaker(failure_threshold=100, consecutive_failures=3),
+            clock=clock,
+        )
+        for _ in range(2):
+            await gen.generate("x")
+        assert await gen.breaker_for("a").state() == "closed"
+        await gen.generate("x")
+        snapshot = await gen.breaker_for("a").snapshot()
+        assert snapshot.state == "open"
+        assert snapshot.reason == "3 failures in a row, last: ProviderUnavailable"
+
+    async def test_a_success_starts_the_count_again(self, clock: FakeClock) -> None:
+        """Failures with successes between them never open it by the in-a-row rule."""
+        provider = FakeProvider("a")
+        gen = ImageGenerator(
+            providers=[provider],
+            retry=ONE,
+            breaker=CircuitBreaker(failure_threshold=100, consecutive_failures=3),
+            clock=clock,
+        )
+        for _ in range(4):
+            provider.errors = [ProviderUnavailable("x")] * 2
+            for _ in range(3):  # two failures, then a success
+                await gen.generate("x")
+        assert await gen.breaker_for("a").state() == "closed"
+
+    async def test_opening_cuts_calls_in_flight(self, clock: FakeClock) -> None:
+        """A call waiting on a provider whose breaker opens meanwhile ends at once, and its
+        generation moves on to the next provider instead of waiting out the timeout."""
+        dead = FirstHangsThenFails("dead")
+        gen = ImageGenerator(
+            providers=[dead, instant("backup")],
+            strategy=Fallback(),
+            retry=ONE,
+            breaker=CircuitBreaker(consecutive_failures=3),
+            timeout=30.0,
+            clock=clock,
+        )
+        results = []
+
+        async def first() -> None:
+            results.append(await gen.generate("waits on the dead one"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await clock.sleep(1.0)
+            for _ in range(3):
+                await gen.generate("fails fast")
+        [waited] = results
+        assert waited.provider == "backup"
+        assert waited.elapsed == pytest.approx(1.0)  # not the 27 s the provider had
+        error = waited.attempts[0].error
+        assert isinstance(error, ProviderUnavailable)
+        assert "circuit opened" in str(error)
+        assert dead.calls == 4  # the cut call was not retried, nor was it sent again
+
+    async def test_cutting_can_be_turned_off(self, clock: FakeClock) -> None:
+        """With cut_in_flight=False the waiting call runs into its own timeout."""
+        gen = ImageGenerator(
+            providers=[FirstHangsThenFails("dead", timeout=5.0), instant("backup")],
+            strategy=Fallback(),
+            retry=ONE,
+            breaker=CircuitBreaker(consecutive_failures=3, cut_in_flight=False),
+            timeout=30.0,
+            clock=clock,
+        )
+        results = []
+
+        async def first() -> None:
+            results.append(await gen.generate("waits on the dead one"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await clock.sleep(1.0)
+            for _ in range(3):
+                await gen.generate("fails fast")
+        [waited] = results
+        assert waited.provider == "backup"
+        assert waited.elapsed == pytest.approx(5.0)
+        assert isinstance(waited.attempts[0].error, ProviderTimeout)
 
 
 class TestAllOpen:

@@ -143,19 +143,56 @@ class TestHedge:
         """With budget 0.5, at most one hedge per two generations in the window."""
         a, b = slow("a", 10.0), slow("b", 1.0)
         gen = ImageGenerator(
-            providers=[a, b], strategy=Hedge(delay=2.0, budget=0.5), timeout=60.0, clock=clock
+            providers=[a, b],
+            strategy=Hedge(delay=2.0, budget=0.5, burst=0),
+            timeout=60.0,
+            clock=clock,
         )
         providers = [(await gen.generate("x")).provider for _ in range(4)]
         # Generation 1: 1 extra > 0.5 * 1, no hedge; 2: 1 <= 0.5 * 2, hedge; and so on.
         assert providers == ["a", "b", "a", "b"]
         assert b.calls == 2
 
+    async def test_burst_lets_the_first_generations_hedge(self, clock: FakeClock) -> None:
+        """Before the budget has filled, ``burst`` hedges per window go through anyway."""
+        a, b = slow("a", 10.0), slow("b", 1.0)
+        gen = ImageGenerator(
+            providers=[a, b],
+            strategy=Hedge(delay=2.0, budget=0.1, burst=2),
+            timeout=60.0,
+            clock=clock,
+        )
+        providers = [(await gen.generate("x")).provider for _ in range(3)]
+        assert providers == ["b", "b", "a"]  # the third is over both 0.1 x 3 and the burst
+
+    @pytest.mark.parametrize(
+        ("provider_timeout", "hedged_at"),
+        [(2.0, 0.5), (40.0, 2.0), (None, 2.0)],
+    )
+    async def test_first_delay_comes_from_the_calls_limit(
+        self, clock: FakeClock, provider_timeout: float | None, hedged_at: float
+    ) -> None:
+        """Before any latency is known, a quarter of the call's limit (the provider's timeout,
+        or the stage's share of the deadline), at most 2 s: a primary that hangs from the
+        first call is hedged around from the first image."""
+        a = hanging("a")
+        a.timeout = provider_timeout
+        gen = ImageGenerator(
+            providers=[a, instant("b")], strategy=Hedge(), timeout=30.0, clock=clock
+        )
+        result = await gen.generate("x")
+        assert result.provider == "b"
+        assert clock.monotonic() == pytest.approx(hedged_at)
+
     async def test_refused_hedge_is_asked_again(self, clock: FakeClock) -> None:
         """A hedge the budget refused is asked for again one delay later, and runs once a
         newer generation has made room."""
         a, b = slow("a", 10.0), slow("b", 1.0)
         gen = ImageGenerator(
-            providers=[a, b], strategy=Hedge(delay=2.0, budget=0.5), timeout=60.0, clock=clock
+            providers=[a, b],
+            strategy=Hedge(delay=2.0, budget=0.5, burst=0),
+            timeout=60.0,
+            clock=clock,
         )
         results = []
 
@@ -217,6 +254,8 @@ class TestHedge:
             ({"budget": 1.5}, "budget"),
             ({"window": 0}, "window"),
             ({"initial_delay": 0}, "initial_delay"),
+            ({"burst": -1}, "burst"),
+            ({"burst": 1.5}, "burst"),
         ],
     )
     def test_bad_settings_are_refused(self, kwargs: dict[str, float], field: str) -> None:

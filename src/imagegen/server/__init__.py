@@ -228,6 +228,11 @@ def create_app(
         if "prompt" not in fields:
             raise invalid("prompt", "prompt is required")
         refuse_unlisted(fields.get("provider_options"), allowed_options)
+        limit = fields.get("timeout")
+        # Callers may ask for less time than the server's deadline, never more: a long
+        # deadline holds the server's resources (and a vendor call) that much longer.
+        if isinstance(limit, int | float) and limit > generator.timeout:
+            raise invalid("timeout", f"timeout may be at most {generator.timeout:g} s")
         prompt = fields.pop("prompt")
         if run_async:
             try:

@@ -18,9 +18,11 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
+import anyio
 import attrs
 
 from .._clock import Clock
@@ -58,6 +60,18 @@ def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> No
         )
 
 
+def _optional_at_least_one(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _at_least_one(_, attribute, value)
+
+
+def _boolean(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidConfig(
+            f"{attribute.name} must be true or false (got {value!r})", field=attribute.name
+        )
+
+
 def _rate(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
     if value is not None and (not isinstance(value, int | float) or not 0 < value <= 1):
         raise InvalidConfig(
@@ -69,10 +83,17 @@ def _rate(_: object, attribute: attrs.Attribute[float | None], value: object) ->
 class CircuitBreaker:
     """Breaker settings, one breaker per provider name.
 
-    Opens after ``failure_threshold`` counted failures within ``window`` seconds
-    (and, when ``failure_rate`` is set, only if failures are at least that share
-    of at least ``minimum_calls`` calls in the window). Half-opens after
-    ``reset_timeout`` seconds, or the provider's ``Retry-After`` if longer.
+    Opens after ``consecutive_failures`` counted failures in a row (seen by this
+    process, no success between them), or after ``failure_threshold`` counted
+    failures within ``window`` seconds (and, when ``failure_rate`` is set, only if
+    failures are at least that share of at least ``minimum_calls`` calls in the
+    window). Half-opens after ``reset_timeout`` seconds, or the provider's
+    ``Retry-After`` if longer.
+
+    When it opens, the provider's calls still in flight in this process are cut
+    short (``cut_in_flight``): they end at once, as failed, and their generations
+    move on to the next provider rather than wait out a provider just seen dead.
+    A call cut short is not retried on that provider.
 
     Counted: timeouts, 5xx and connection errors, rate limits, auth and quota
     errors, and unexpected provider exceptions. Not counted: bad requests (4xx
@@ -81,6 +102,8 @@ class CircuitBreaker:
     """
 
     failure_threshold: int = attrs.field(default=5, validator=_at_least_one)
+    consecutive_failures: int | None = attrs.field(default=5, validator=_optional_at_least_one)
+    cut_in_flight: bool = attrs.field(default=True, validator=_boolean)
     window: float = attrs.field(default=60.0, validator=_positive)
     reset_timeout: float = attrs.field(default=30.0, validator=_positive)
     half_open_max_calls: int = attrs.field(default=1, validator=_at_least_one)
@@ -162,6 +185,8 @@ class ProviderBreaker:
         self.last_state: BreakerState = "closed"
         self._warned_at = -math.inf
         self._closed_until = -math.inf  # monotonic time until which "closed" is trusted
+        self._in_a_row = 0  # counted failures since this process last saw a success
+        self._in_flight: set[anyio.CancelScope] = set()  # calls cut short if it opens
 
     # -- stored state -------------------------------------------------------------
 
@@ -274,6 +299,17 @@ class ProviderBreaker:
             )
         return slot <= settings.half_open_max_calls
 
+    @contextmanager
+    def watching(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope for one call to this provider, cancelled if the breaker opens
+        while the call runs (see ``CircuitBreaker.cut_in_flight``)."""
+        with anyio.CancelScope() as scope:
+            self._in_flight.add(scope)
+            try:
+                yield scope
+            finally:
+                self._in_flight.discard(scope)
+
     async def next_trial(self) -> float | None:
         """Wall-clock time an open breaker next lets a call through (None: closed or forced,
         or the state backend cannot answer)."""
@@ -288,6 +324,7 @@ class ProviderBreaker:
         """A call succeeded: a half-open breaker closes (logged, not raised, if the state
         backend fails). Nothing to do, and no state call, for a breaker seen closed
         lately that does not count calls (no ``failure_rate``)."""
+        self._in_a_row = 0
         fresh = self._clock.monotonic() < self._closed_until
         if fresh and self._settings().failure_rate is None:
             return
@@ -328,6 +365,14 @@ class ProviderBreaker:
             return
         if previous == "open":
             return
+        self._in_a_row += 1
+        in_a_row = settings.consecutive_failures
+        if in_a_row is not None and self._in_a_row >= in_a_row:
+            reason = f"{self._in_a_row} failures in a row, last: {error.kind}"
+            await self._open(
+                settings, error, failures=self._in_a_row, previous=previous, reason=reason
+            )
+            return
         current, width = self._bucket(settings)
         ttl = settings.window + width
         await self._state.incr(f"{self._key}:f:{current}", ttl=ttl)
@@ -343,13 +388,24 @@ class ProviderBreaker:
         await self._open(settings, error, failures=failures, previous=previous)
 
     async def _open(
-        self, settings: CircuitBreaker, error: ProviderError, *, failures: int, previous: str
+        self,
+        settings: CircuitBreaker,
+        error: ProviderError,
+        *,
+        failures: int,
+        previous: str,
+        reason: str | None = None,
     ) -> None:
         now = self._clock.time()
         wait = max(settings.reset_timeout, error.retry_after or 0.0)
-        reason = f"{failures} failure(s) within {settings.window:g}s, last: {error.kind}"
+        if reason is None:
+            reason = f"{failures} failure(s) within {settings.window:g}s, last: {error.kind}"
         if previous == "half_open":
             reason = f"trial call failed: {error.kind}"
+        self._in_a_row = 0
+        if settings.cut_in_flight:
+            for scope in self._in_flight:
+                scope.cancel()
         data = {
             "state": "open",
             "since": now,

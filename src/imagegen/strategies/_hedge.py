@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from ..providers import Provider
 
-__all__ = ["Hedge", "HedgeBudget"]
+__all__ = ["INITIAL_DELAY_CAP", "INITIAL_DELAY_SHARE", "Hedge", "HedgeBudget"]
+
+#: Until it has learned a delay, Hedge hedges after this share of the call's time limit
+#: (the provider's timeout, or the stage's share of the deadline)...
+INITIAL_DELAY_SHARE = 0.25
+#: ...and never later than this many seconds.
+INITIAL_DELAY_CAP = 2.0
 
 
 def _check_hedge_delay(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
@@ -31,6 +37,18 @@ def _check_fraction(_: object, attribute: attrs.Attribute[float], value: object)
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
         raise InvalidConfig(
             f"{attribute.name} must be between 0 and 1 (got {value!r})", field=attribute.name
+        )
+
+
+def _check_optional_positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_positive(_, attribute, value)
+
+
+def _check_count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidConfig(
+            f"{attribute.name} must be an integer >= 0 (got {value!r})", field=attribute.name
         )
 
 
@@ -53,7 +71,12 @@ class Hedge(Selection):
         window: The sliding window of the budget, seconds.
         quantile: Which latency quantile a learned delay uses.
         min_samples: Latencies needed before the delay is learned.
-        initial_delay: The delay until then.
+        initial_delay: The delay until then; None (the default) derives it from
+            the call's time limit: a quarter of the provider's ``timeout`` (or of
+            the stage's share of the deadline), at most 2 s. A provider that hangs
+            from the start is hedged around from the first image.
+        burst: Extra calls allowed in any ``window`` whatever ``budget`` says, so
+            the first generations (before the budget has filled) can hedge too.
     """
 
     delay: float | None = attrs.field(default=None, validator=_check_hedge_delay)
@@ -61,15 +84,23 @@ class Hedge(Selection):
     window: float = attrs.field(default=60.0, validator=_check_positive)
     quantile: float = attrs.field(default=0.9, validator=_check_fraction)
     min_samples: int = 5
-    initial_delay: float = attrs.field(default=2.0, validator=_check_positive)
+    initial_delay: float | None = attrs.field(default=None, validator=_check_optional_positive)
+    burst: int = attrs.field(default=1, validator=_check_count)
 
     async def select(self, tier: Tier) -> None:
         """Start the first provider; start the next after its delay, within the budget."""
         budget = tier.budget
         budget.record_generation(self.window)
+
+        def delay(provider: Provider) -> float | None:
+            limit = tier.share(1) - tier.clock.monotonic()
+            if provider.timeout is not None:
+                limit = min(limit, provider.timeout)
+            return self.launch_delay(tier.latency(provider), limit=limit)
+
         await tier.run(
-            launch_delay=lambda provider: self.launch_delay(tier.latency(provider)),
-            may_launch=lambda: budget.try_spend(self.budget, self.window),
+            launch_delay=delay,
+            may_launch=lambda: budget.try_spend(self.budget, self.window, floor=self.burst),
         )
 
     def lost(self, tier: Tier, provider: Provider, elapsed: float) -> None:
@@ -77,12 +108,19 @@ class Hedge(Selection):
         would bias the delay low, since the slow calls are the ones that lose."""
         tier.latency(provider).add(elapsed)
 
-    def launch_delay(self, latencies: LatencyWindow) -> float | None:
-        """The fixed delay, or the learned one from ``latencies``."""
+    def launch_delay(self, latencies: LatencyWindow, *, limit: float | None = None) -> float | None:
+        """The fixed delay, or the learned one from ``latencies``; before enough are known,
+        ``initial_delay``, or a share of ``limit`` (the call's time, seconds) when it is None."""
         if self.delay is not None:
             return self.delay
         learned = latencies.quantile(self.quantile, min_samples=self.min_samples)
-        return self.initial_delay if learned is None else learned
+        if learned is not None:
+            return learned
+        if self.initial_delay is not None:
+            return self.initial_delay
+        if limit is None or limit <= 0:
+            return INITIAL_DELAY_CAP
+        return min(INITIAL_DELAY_CAP, INITIAL_DELAY_SHARE * limit)
 
 
 class HedgeBudget:
@@ -106,10 +144,11 @@ class HedgeBudget:
         """Count one generation that may make extra calls."""
         self._generations.append(self._prune(window))
 
-    def try_spend(self, fraction: float, window: float) -> bool:
-        """Take one extra call if that keeps extras within ``fraction`` of generations."""
+    def try_spend(self, fraction: float, window: float, *, floor: int = 0) -> bool:
+        """Take one extra call if that keeps extras within ``fraction`` of generations, or
+        within ``floor`` extras in the window, whichever allows more."""
         now = self._prune(window)
-        if len(self._extras) + 1 > fraction * len(self._generations):
+        if len(self._extras) + 1 > max(fraction * len(self._generations), floor):
             return False
         self._extras.append(now)
         return True
