@@ -12,6 +12,7 @@ from imagegen import (
     Fallback,
     ImageGenerator,
     ImageRequest,
+    ImageResult,
     InvalidConfig,
     MemoryState,
     Provider,
@@ -243,6 +244,23 @@ class FirstHangsThenFails(Provider):
         raise ProviderUnavailable("down", status=503)
 
 
+async def waits_while_three_fail(gen: ImageGenerator, clock: FakeClock) -> ImageResult:
+    """One generation that starts first (its call hangs), while three more fail fast
+    a second later; the first one's result."""
+    results = []
+
+    async def first() -> None:
+        results.append(await gen.generate("waits on the dead one"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await clock.sleep(1.0)
+        for _ in range(3):
+            await gen.generate("fails fast")
+    [waited] = results
+    return waited
+
+
 class TestConsecutiveFailures:
     async def test_failures_in_a_row_open_it(self, clock: FakeClock) -> None:
         """consecutive_failures in a row open the breaker, however high the window's bar."""
@@ -287,17 +305,7 @@ class TestConsecutiveFailures:
             timeout=30.0,
             clock=clock,
         )
-        results = []
-
-        async def first() -> None:
-            results.append(await gen.generate("waits on the dead one"))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(first)
-            await clock.sleep(1.0)
-            for _ in range(3):
-                await gen.generate("fails fast")
-        [waited] = results
+        waited = await waits_while_three_fail(gen, clock)
         assert waited.provider == "backup"
         assert waited.elapsed == pytest.approx(1.0)  # not the 27 s the provider had
         error = waited.attempts[0].error
@@ -315,17 +323,7 @@ class TestConsecutiveFailures:
             timeout=30.0,
             clock=clock,
         )
-        results = []
-
-        async def first() -> None:
-            results.append(await gen.generate("waits on the dead one"))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(first)
-            await clock.sleep(1.0)
-            for _ in range(3):
-                await gen.generate("fails fast")
-        [waited] = results
+        waited = await waits_while_three_fail(gen, clock)
         assert waited.provider == "backup"
         assert waited.elapsed == pytest.approx(5.0)
         assert isinstance(waited.attempts[0].error, ProviderTimeout)

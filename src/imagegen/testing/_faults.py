@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 
@@ -22,6 +22,7 @@ from ..storage import Storage, StorageStats, StoredObject
 __all__ = ["FaultyState", "FaultyStorage"]
 
 _T = TypeVar("_T")
+_Inner = TypeVar("_Inner")
 
 
 def _connection_error(method: str) -> Exception:
@@ -75,10 +76,31 @@ class _Faults:
         return await call()
 
 
-class _Faulty:
-    """The switches and counters both wrappers show."""
+class _Faulty(Generic[_Inner]):
+    """The switches and counters both wrappers show, and their arguments."""
 
-    faults: _Faults
+    def __init__(
+        self,
+        inner: _Inner,
+        *,
+        fail_rate: float = 0.0,
+        stall_rate: float = 0.0,
+        stall: float | None = None,
+        methods: Collection[str] | None = None,
+        error: Callable[[str], Exception] = _connection_error,
+        seed: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.inner = inner
+        self.faults = _Faults(
+            fail_rate=fail_rate,
+            stall_rate=stall_rate,
+            stall=stall,
+            methods=methods,
+            error=error,
+            seed=seed,
+            clock=clock,
+        )
 
     @property
     def fail_all(self) -> bool:
@@ -127,7 +149,7 @@ class _Faulty:
         return self.faults.stalled
 
 
-class FaultyState(_Faulty):
+class FaultyState(_Faulty[StateBackend]):
     """A :class:`~imagegen.state.StateBackend` whose calls fail or stall on purpose.
 
     Args:
@@ -145,29 +167,6 @@ class FaultyState(_Faulty):
     stall until set back; ``failed`` and ``stalled`` count what was injected, by
     method.
     """
-
-    def __init__(
-        self,
-        inner: StateBackend,
-        *,
-        fail_rate: float = 0.0,
-        stall_rate: float = 0.0,
-        stall: float | None = None,
-        methods: Collection[str] | None = None,
-        error: Callable[[str], Exception] = _connection_error,
-        seed: int = 0,
-        clock: Clock | None = None,
-    ) -> None:
-        self.inner = inner
-        self.faults = _Faults(
-            fail_rate=fail_rate,
-            stall_rate=stall_rate,
-            stall=stall,
-            methods=methods,
-            error=error,
-            seed=seed,
-            clock=clock,
-        )
 
     async def get(self, key: str) -> bytes | None:
         return await self.faults.around("get", lambda: self.inner.get(key))
@@ -193,35 +192,12 @@ class FaultyState(_Faulty):
         await self.inner.aclose()
 
 
-class FaultyStorage(_Faulty):
+class FaultyStorage(_Faulty[Storage]):
     """A :class:`~imagegen.storage.Storage` whose calls fail or stall on purpose.
 
     The same arguments and switches as :class:`FaultyState`; ``url_for`` is never
     affected (it is sync and does no I/O).
     """
-
-    def __init__(
-        self,
-        inner: Storage,
-        *,
-        fail_rate: float = 0.0,
-        stall_rate: float = 0.0,
-        stall: float | None = None,
-        methods: Collection[str] | None = None,
-        error: Callable[[str], Exception] = _connection_error,
-        seed: int = 0,
-        clock: Clock | None = None,
-    ) -> None:
-        self.inner = inner
-        self.faults = _Faults(
-            fail_rate=fail_rate,
-            stall_rate=stall_rate,
-            stall=stall,
-            methods=methods,
-            error=error,
-            seed=seed,
-            clock=clock,
-        )
 
     async def put(
         self, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
