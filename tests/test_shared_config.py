@@ -127,6 +127,11 @@ class TestSettingsJson:
             ({"strategy": {"kind": "chaos"}}, "strategy.kind"),
             ({"retry": {"attempts": 0}}, "retry.attempts"),
             ({"retry": {"tries": 3}}, "retry.tries"),
+            ({"retry": {"jitter": "x"}}, "retry.jitter"),
+            ({"retry": {"initial": 10**400}}, "retry.initial"),
+            ({"priority": None}, "priority"),
+            ({"priority": {"a": 1}}, "priority"),
+            ({"enabled": None}, "enabled"),
             ({"breaker": []}, "breaker"),
             ({"storage": "x"}, "storage"),
         ],
@@ -134,5 +139,5 @@ class TestSettingsJson:
     def test_bad_json_names_the_field(self, data: dict[str, object], field: str) -> None:
         """Bad settings raise InvalidConfig with the dotted field name."""
         with pytest.raises(InvalidConfig) as info:
-            changes_from_json(data)
+            ImageGenerator(providers=[instant("a")]).update_settings(data)
         assert info.value.field == field

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -25,6 +25,16 @@ PROVIDER_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAMESPACE_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 #: What configure() takes besides enabled and priority.
 _VALUES = ("strategy", "retry", "breaker", "timeout", "default_image")
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error message, cut short; an int too long to print
+    (``10**5000``) or an object whose repr fails is described instead of raising."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must not fail on the value it reports
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _check_providers(_: object, __: attrs.Attribute[Any], providers: tuple[Provider, ...]) -> None:
@@ -75,7 +85,7 @@ def _check_instance(
 def _check_timeout(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if seconds(value) is None:
         raise InvalidConfig(
-            f"timeout must be a finite number of seconds > 0 (got {value!r})",
+            f"timeout must be a finite number of seconds > 0 (got {_shown(value)})",
             field=attribute.name,
         )
 
@@ -114,6 +124,53 @@ class Config:
         return [groups[tier] for tier in sorted(groups)]
 
 
+def _known(names: Mapping[str, Provider]) -> str:
+    return ", ".join(names)
+
+
+def _enabled(
+    current: frozenset[str], value: object, names: Mapping[str, Provider]
+) -> frozenset[str]:
+    """``current`` with ``enabled={name: bool}`` applied."""
+    if not isinstance(value, Mapping):
+        raise InvalidConfig(
+            f"enabled must map provider names to true or false (got {_shown(value)})",
+            field="enabled",
+        )
+    enabled = set(current)
+    for name, on in value.items():
+        if not isinstance(name, str) or name not in names:
+            raise InvalidConfig(
+                f"enabled: {_shown(name)} is not a provider (known: {_known(names)})",
+                field="enabled",
+            )
+        if not isinstance(on, bool):
+            raise InvalidConfig(
+                f"enabled: {name} must be true or false (got {_shown(on)})", field="enabled"
+            )
+        (enabled.add if on else enabled.discard)(name)
+    return frozenset(enabled)
+
+
+def _priority(value: object, names: Mapping[str, Provider]) -> list[str]:
+    """The names ``priority=[names]`` lists first, in order, duplicates dropped."""
+    # A list: a string is not one, and a mapping ({"a": 1}) or a set has no order to
+    # take (only its keys would be read, the numbers ignored).
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
+        raise InvalidConfig(
+            f"priority must be a list of provider names, highest priority first "
+            f"(got {_shown(value)})",
+            field="priority",
+        )
+    for name in value:
+        if not isinstance(name, str) or name not in names:
+            raise InvalidConfig(
+                f"priority: {_shown(name)} is not a provider (known: {_known(names)})",
+                field="priority",
+            )
+    return list(dict.fromkeys(value))
+
+
 def apply_changes(config: Config, changes: Mapping[str, Any]) -> Config:
     """``config`` with ``changes`` (what ``configure()`` takes) applied; validated whole.
 
@@ -126,20 +183,9 @@ def apply_changes(config: Config, changes: Mapping[str, Any]) -> Config:
         if key in _VALUES:
             updates[key] = value
         elif key == "enabled":
-            if not isinstance(value, Mapping):
-                raise InvalidConfig("enabled must map provider names to bools", field="enabled")
-            enabled = set(updates.get("enabled", config.enabled))
-            for name, on in value.items():
-                if name not in names or not isinstance(on, bool):
-                    raise InvalidConfig(
-                        f"enabled: unknown provider or non-bool for {name!r}", field="enabled"
-                    )
-                (enabled.add if on else enabled.discard)(name)
-            updates["enabled"] = frozenset(enabled)
+            updates["enabled"] = _enabled(updates.get("enabled", config.enabled), value, names)
         elif key == "priority":
-            if isinstance(value, str) or not all(isinstance(n, str) and n in names for n in value):
-                raise InvalidConfig("priority must list known provider names", field="priority")
-            first = list(dict.fromkeys(value))
+            first = _priority(value, names)
             rest = [p for p in config.providers if p.name not in first]
             updates["providers"] = tuple(names[n] for n in first) + tuple(rest)
         else:

@@ -89,6 +89,11 @@ class LiveConfig:
         it: the current description passes (a round trip changes nothing), any other
         value is refused.
         """
+        if not isinstance(settings, Mapping):
+            raise InvalidConfig(
+                f"settings must be a JSON object of settings, not {type(settings).__name__}",
+                field="settings",
+            )
         settings = dict(settings)
         if settings.get("default_image", ...) == describe_default(self.current.default_image):
             del settings["default_image"]
@@ -174,10 +179,13 @@ class LiveConfig:
             settings = dict(payload["settings"])
             names = {p.name for p in self.current.providers}
             # Providers this process does not have are left out, not refused.
-            settings["enabled"] = {
-                k: v for k, v in settings.get("enabled", {}).items() if k in names
-            }
-            settings["priority"] = [n for n in settings.get("priority", []) if n in names]
+            # (Shapes the filter cannot read go through as they are, to be refused.)
+            enabled = settings.get("enabled", {})
+            if isinstance(enabled, Mapping):
+                settings["enabled"] = {k: v for k, v in enabled.items() if k in names}
+            priority = settings.get("priority", [])
+            if isinstance(priority, list):
+                settings["priority"] = [n for n in priority if isinstance(n, str) and n in names]
             self.configure(changes_from_json(settings))
         except (ImageGenError, ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring shared settings that cannot be applied: %r", exc)

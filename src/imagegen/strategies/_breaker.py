@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import math
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -29,6 +30,7 @@ from .._clock import Clock
 from .._errors import ContentRejected, ImageGenError, InvalidConfig, ProviderError, StorageError
 from .._models import Event
 from ..state import StateBackend
+from ._retry import finite_number, shown, whole_number
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "ProviderBreaker"]
 
@@ -43,20 +45,25 @@ _WARN_EVERY = 60.0  # seconds between warnings that a breaker cannot reach its s
 CLOSED_STALENESS = 1.0
 #: Seconds a call waits for its breaker's state before going through regardless.
 READ_BOUND = 0.25
+#: Longest ``reason`` a breaker can be forced with, in characters.
+MAX_REASON = 1000
 _T = TypeVar("_T")
 
 
 def _at_least_one(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    number = whole_number(value)
+    if number is None or number < 1:
         raise InvalidConfig(
-            f"{attribute.name} must be an integer >= 1 (got {value!r})", field=attribute.name
+            f"{attribute.name} must be an integer >= 1 (got {shown(value)})", field=attribute.name
         )
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    number = finite_number(value)
+    if number is None or number <= 0:
         raise InvalidConfig(
-            f"{attribute.name} must be seconds > 0 (got {value!r})", field=attribute.name
+            f"{attribute.name} must be a finite number of seconds > 0 (got {shown(value)})",
+            field=attribute.name,
         )
 
 
@@ -68,15 +75,42 @@ def _optional_at_least_one(_: object, attribute: attrs.Attribute[Any], value: ob
 def _boolean(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidConfig(
-            f"{attribute.name} must be true or false (got {value!r})", field=attribute.name
+            f"{attribute.name} must be true or false (got {shown(value)})", field=attribute.name
         )
 
 
 def _rate(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
-    if value is not None and (not isinstance(value, int | float) or not 0 < value <= 1):
+    if value is None:
+        return
+    number = finite_number(value)
+    if number is None or not 0 < number <= 1:
         raise InvalidConfig(
-            f"{attribute.name} must be None or in (0, 1] (got {value!r})", field=attribute.name
+            f"{attribute.name} must be None or a number in (0, 1] (got {shown(value)})",
+            field=attribute.name,
         )
+
+
+def _check_reason(reason: object) -> str:
+    """A forced state's ``reason``: a string of at most ``MAX_REASON`` characters, valid
+    Unicode (a lone surrogate, as JSON's ``"\\ud800"`` gives, cannot be encoded for
+    the HTTP API, the log or a backend: refused before anything is stored).
+
+    Raises:
+        InvalidConfig: Naming ``reason``.
+    """
+    if not isinstance(reason, str):
+        raise InvalidConfig(f"reason must be a string, not {type(reason).__name__}", field="reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidConfig(
+            f"reason must be at most {MAX_REASON} characters (got {len(reason)})", field="reason"
+        )
+    for char in reason:
+        if unicodedata.category(char) == "Cs":
+            raise InvalidConfig(
+                f"reason must be valid Unicode text (found a lone surrogate U+{ord(char):04X})",
+                field="reason",
+            )
+    return reason
 
 
 @attrs.frozen(kw_only=True)
@@ -448,7 +482,13 @@ class ProviderBreaker:
         )
 
     async def force_open(self, reason: str = "forced open") -> None:
-        """Skip this provider until ``force_close()`` or ``reset()``."""
+        """Skip this provider until ``force_close()`` or ``reset()``.
+
+        Raises:
+            InvalidConfig: ``reason`` is not a string of at most ``MAX_REASON``
+                characters of valid Unicode; nothing is changed.
+        """
+        reason = _check_reason(reason)
         data = await self._load()
         new = {
             "state": "open",
@@ -460,7 +500,13 @@ class ProviderBreaker:
         await self._store(new, reason=reason, previous=self._effective(data))
 
     async def force_close(self, reason: str = "forced closed") -> None:
-        """Call this provider whatever happens, until ``reset()``."""
+        """Call this provider whatever happens, until ``reset()``.
+
+        Raises:
+            InvalidConfig: ``reason`` is not a string of at most ``MAX_REASON``
+                characters of valid Unicode; nothing is changed.
+        """
+        reason = _check_reason(reason)
         data = await self._load()
         await self._clear_window(self._settings())
         new = {"state": "closed", "since": self._clock.time(), "reason": reason, "forced": True}

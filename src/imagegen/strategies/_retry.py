@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -30,17 +31,59 @@ async def _go_on() -> bool:
     return True
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, cut short; an int too long to print
+    (``10**5000``) or an object whose repr fails is described instead of raising."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must not fail on the value it reports
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bools are not),
+    not finite, or an int too large for a float (``10**400``)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def whole_number(value: object) -> int | None:
+    """``value`` when it is an int (not a bool) a float can hold, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and finite_number(value) is not None:
+        return value
+    return None
+
+
 def _positive_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    number = whole_number(value)
+    if number is None or number < 1:
         raise InvalidConfig(
-            f"{attribute.name} must be an integer >= 1 (got {value!r})", field=attribute.name
+            f"{attribute.name} must be an integer >= 1 (got {shown(value)})", field=attribute.name
         )
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+def _at_least(least: float) -> Callable[[object, attrs.Attribute[float], object], None]:
+    def check(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+        number = finite_number(value)
+        if number is None or number < least:
+            raise InvalidConfig(
+                f"{attribute.name} must be a finite number >= {least:g} (got {shown(value)})",
+                field=attribute.name,
+            )
+
+    return check
+
+
+def _boolean(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
         raise InvalidConfig(
-            f"{attribute.name} must be a number >= 0 (got {value!r})", field=attribute.name
+            f"{attribute.name} must be true or false (got {shown(value)})", field=attribute.name
         )
 
 
@@ -62,16 +105,10 @@ class Retry:
     """
 
     attempts: int = attrs.field(default=3, validator=_positive_int)
-    initial: float = attrs.field(default=0.5, validator=_non_negative)
-    maximum: float = attrs.field(default=8.0, validator=_non_negative)
-    multiplier: float = attrs.field(default=2.0, validator=_non_negative)
-    jitter: bool = True
-
-    def __attrs_post_init__(self) -> None:
-        if self.multiplier < 1:
-            raise InvalidConfig(
-                f"multiplier must be >= 1 (got {self.multiplier!r})", field="multiplier"
-            )
+    initial: float = attrs.field(default=0.5, validator=_at_least(0))
+    maximum: float = attrs.field(default=8.0, validator=_at_least(0))
+    multiplier: float = attrs.field(default=2.0, validator=_at_least(1))
+    jitter: bool = attrs.field(default=True, validator=_boolean)
 
     def should_retry(self, error: ImageGenError, tries: int) -> bool:
         """Whether a call that failed with ``error`` after ``tries`` calls gets another."""
@@ -133,7 +170,11 @@ class Retry:
         rand: Callable[[], float] = random.random,
     ) -> float:
         """Seconds to wait before call number ``tries + 1``."""
-        cap = min(self.maximum, self.initial * self.multiplier ** (tries - 1))
+        try:
+            growth = float(self.multiplier) ** (tries - 1)
+        except OverflowError:  # thousands of retries: the cap stopped growing long ago
+            growth = math.inf
+        cap = min(self.maximum, self.initial * growth) if self.initial else 0.0
         delay = cap * rand() if self.jitter else cap
         if retry_after is not None:
             delay = max(delay, retry_after)
