@@ -38,6 +38,7 @@ class TestExamples:
             ("custom_provider.py", "paintbot:"),
             ("custom_strategy.py", "mid won after: budget (error), mid (success)"),
             ("testing_with_fakes.py", "all three checks passed"),
+            ("faulty_backends.py", "50/50 records succeeded"),
             ("hooks_and_breakers.py", "flaky's breaker: open"),
             ("openai_provider.py", "OPENAI_API_KEY is not set"),
             ("fal_provider.py", "FAL_KEY"),

@@ -7,6 +7,7 @@ provider's image when one was produced, and nothing but ImageGenError leaves.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 import sqlite3
 import threading
@@ -193,6 +194,24 @@ class TestFailingState:
             assert clock.monotonic() - start <= 2.0 + FINAL_GRACE + 1e-9
         assert state.failed
         assert state.stalled
+
+
+class TestSharedSettingsUnreadable:
+    async def test_the_settings_in_force_stay_and_the_log_says_why(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A backend that fails the settings read is named as such, not as bad settings."""
+        state = FaultyState(MemoryState(), methods={"get"}, clock=clock)
+        state.fail_all = True
+        gen = ImageGenerator(
+            providers=[instant("a")], state=state, timeout=7.0, config_ttl=0.0, clock=clock
+        )
+        with caplog.at_level(logging.WARNING, logger="imagegen"):
+            result = await gen.generate("x")
+        assert result.provider == "a"
+        assert gen.timeout == 7.0
+        assert "could not read the shared settings" in caplog.text
+        assert "cannot be applied" not in caplog.text
 
 
 class TestLateRecords:

@@ -16,7 +16,7 @@ from typing import Any
 from ._clock import Clock
 from ._config import Config, apply_changes
 from ._default_image import describe_default
-from ._errors import ImageGenError, InvalidConfig
+from ._errors import ImageGenError, InvalidConfig, StorageError
 from ._experiments import Experiment, Variant
 from ._settings import changes_from_json, settings_json
 from .state import StateBackend
@@ -170,8 +170,12 @@ class LiveConfig:
         self._checked = moment
         try:
             raw = await self._state.get(self._key)
-            if raw is None:
-                return
+        except StorageError as exc:
+            logger.warning("could not read the shared settings (%s); keeping these", exc)
+            return
+        if raw is None:
+            return
+        try:
             payload = json.loads(raw)
             version = float(payload["version"])
             if version <= self._version:
