@@ -8,9 +8,16 @@ import math
 import httpx
 import pytest
 
-from imagegen import ImageGenerator, InvalidConfig, InvalidRequest, MemoryState
+from imagegen import (
+    AllProvidersFailed,
+    ImageGenerator,
+    InvalidConfig,
+    InvalidRequest,
+    MemoryState,
+    ProviderTimeout,
+)
 from imagegen.server import create_app
-from imagegen.testing import FakeClock, hanging, instant
+from imagegen.testing import FakeClock, FaultyState, hanging, instant
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +98,40 @@ class TestHTTP:
         assert short.status_code == 200, short.text
         assert short.json()["is_default"] is True
         assert clock.monotonic() - start <= 2.0
+
+
+class TestTooShortADeadline:
+    """A deadline that runs out before any provider is called says so (not "none enabled")."""
+
+    @staticmethod
+    def slow_state(clock: FakeClock) -> FaultyState:
+        """Every write takes half a second: the running record outlasts a 0.2 s deadline."""
+        return FaultyState(MemoryState(), methods={"set"}, stall_rate=1.0, stall=0.5, clock=clock)
+
+    async def test_the_error_names_the_deadline(self, clock: FakeClock) -> None:
+        gen = ImageGenerator(
+            providers=[instant("a"), instant("b", tier=1)],
+            state=self.slow_state(clock),
+            default_image=None,
+            clock=clock,
+        )
+        with pytest.raises(AllProvidersFailed) as info:
+            await gen.generate("x", timeout=0.2)
+        assert "deadline ran out before any provider could be called" in str(info.value)
+        assert [(a.provider, a.outcome) for a in info.value.attempts] == [
+            ("a", "skipped"),
+            ("b", "skipped"),
+        ]
+        assert all(isinstance(a.error, ProviderTimeout) for a in info.value.attempts)
+
+    async def test_the_default_image_lists_them_too(self, clock: FakeClock) -> None:
+        gen = ImageGenerator(providers=[instant("a")], state=self.slow_state(clock), clock=clock)
+        result = await gen.generate("x", timeout=0.2)
+        assert result.is_default
+        assert [(a.provider, a.outcome) for a in result.attempts] == [("a", "skipped")]
+
+    async def test_no_provider_enabled_still_says_so(self, clock: FakeClock) -> None:
+        gen = ImageGenerator(providers=[instant("a")], default_image=None, clock=clock)
+        gen.configure(enabled={"a": False})
+        with pytest.raises(AllProvidersFailed, match="none enabled"):
+            await gen.generate("x")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import attrs
 
-from ._errors import AllProvidersFailed, CircuitOpen
+from ._errors import AllProvidersFailed, CircuitOpen, ProviderTimeout
 from ._models import Attempt, ImageResult
 from ._output import Output
 from ._request import ImageRequest
@@ -45,15 +46,33 @@ class Generation:
         """The deadline plus the bookkeeping's grace: nothing of it waits longer."""
         return self.deadline + FINAL_GRACE
 
+    def never_started(self, providers: Sequence[str]) -> None:
+        """The deadline ran out before any of ``providers`` could be called (a timeout
+        shorter than the bookkeeping before the first call): say so in the attempts."""
+        for name in providers:
+            error = ProviderTimeout(
+                "the generation's deadline ran out before this provider could be called",
+                provider=name,
+                retryable=False,
+            )
+            self.attempts.append(Attempt(provider=name, outcome="skipped", error=error))
+
     def failure(self) -> AllProvidersFailed | CircuitOpen:
         """The error that says why no provider delivered, with the attempts."""
         attempts = tuple(self.attempts)
         summary = "; ".join(
             f"{a.provider}: {a.error.kind if a.error else a.outcome}" for a in attempts
         )
-        if attempts and all(a.outcome == "skipped" for a in attempts):
+        if attempts and all(isinstance(a.error, CircuitOpen) for a in attempts):
             return CircuitOpen(
                 f"every provider's circuit is open ({summary})",
+                attempts=attempts,
+                generation_id=self.id,
+            )
+        if attempts and all(a.outcome == "skipped" for a in attempts):
+            return AllProvidersFailed(
+                "the deadline ran out before any provider could be called "
+                f"({self.deadline - self.started:g}s; {summary})",
                 attempts=attempts,
                 generation_id=self.id,
             )

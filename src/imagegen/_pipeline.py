@@ -107,6 +107,8 @@ class Pipeline:
             # answer costs them that time, never the deadline.
             await rt.records.started(gen)
             await run_tiers(rt, gen, config)
+        if gen.output is None and not gen.attempts:
+            gen.never_started([p.name for tier in config.tiers() for p in tier])
         output = gen.output
         if output is None:
             output = await default_output(rt, gen, config.default_image)
