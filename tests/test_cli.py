@@ -133,13 +133,13 @@ class TestBadArguments:
     @pytest.mark.parametrize(
         "argv",
         [
-            pytest.param([], id="no-command"),
             pytest.param(["paint", "x"], id="unknown-command"),
             pytest.param(["generate"], id="missing-prompt"),
             pytest.param(["generate", "x", "--width", "abc"], id="width-not-int"),
             pytest.param(["generate", "x", "--seed", "1.5"], id="seed-not-int"),
             pytest.param(["generate", "x", "--bogus"], id="unknown-option"),
             pytest.param(["stats", "--since", "yesterday"], id="since-not-date"),
+            pytest.param(["generate", "x", "--timeout", "0"], id="timeout-zero"),
         ],
     )
     def test_parse_errors_exit_2(
@@ -162,7 +162,6 @@ class TestBadArguments:
             pytest.param(["x", "--seed", "-1"], "seed", id="seed-negative"),
             pytest.param(["x", "--format", "gif"], "output_format", id="format-gif"),
             pytest.param(["   "], "prompt", id="prompt-only-spaces"),
-            pytest.param(["x", "--timeout", "0"], "timeout", id="timeout-zero"),
         ],
     )
     def test_invalid_values_return_2(
@@ -197,8 +196,8 @@ class TestDoctor:
         assert main(["doctor"]) == 0
         out = capsys.readouterr().out
         assert "ok  placeholder: ok" in out
-        assert "state backend: ok" in out
-        assert "storage (write, read, delete a probe): ok" in out
+        assert "state: ok (SQLiteState(" in out
+        assert "storage: ok (a probe written, read back and deleted)" in out
 
     def test_json(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--json prints the deep health report."""
@@ -396,4 +395,6 @@ class TestConfig:
         line = _one_error_line(capsys.readouterr().err)
         assert field.split(".", maxsplit=1)[0] in line
         assert main(["config", "show"]) == 0
-        assert json.loads(capsys.readouterr().out)["timeout"] == 30.0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["timeout"] == 30.0
+        assert shown["sources"]["timeout"] == "default"

@@ -2,19 +2,22 @@
 
 Configuration comes from the environment, as for ``ImageGenerator.from_env()``:
 with no provider key set it runs offline on the placeholder provider, storing
-under ``./imagegen-data``.
+under ``./imagegen-data``. Every library error ends as one line on stderr and an
+exit status (2: bad input, 1: a failure), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, NoReturn, TextIO
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 import anyio
 
@@ -28,64 +31,12 @@ from . import (
     InvalidConfig,
     InvalidRequest,
     LocalStorage,
+    MemoryState,
+    StorageError,
 )
+from ._cli_parser import parse_args
 
 __all__ = ["main"]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, not argparse's usage block: easy to read and to grep.
-        self.exit(2, f"imagegen: error: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="imagegen", description="Prompt in, stored image out.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    gen = commands.add_parser("generate", help="make one image and print where it went")
-    gen.add_argument("prompt", help="what to draw")
-    gen.add_argument("--width", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
-    gen.add_argument("--height", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
-    gen.add_argument("--seed", type=int, default=None, help="0 to 2**32-1")
-    gen.add_argument("--format", default="png", help="png, jpeg or webp")
-    gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")
-    gen.add_argument("--timeout", type=float, default=None, help="overall deadline, seconds")
-    gen.add_argument("--json", action="store_true", help="print the result as JSON")
-
-    serve = commands.add_parser(
-        "serve", help="run the HTTP API with uvicorn (needs the 'server' extra)"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-
-    doctor = commands.add_parser(
-        "doctor", help="check each configured provider's key (nothing is generated or billed)"
-    )
-    doctor.add_argument("--json", action="store_true", help="print JSON")
-
-    stats = commands.add_parser("stats", help="print per-day, per-provider statistics")
-    stats.add_argument("--since", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
-    stats.add_argument("--until", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
-    stats.add_argument("--provider", default=None, help="only this provider")
-    stats.add_argument("--json", action="store_true", help="print JSON")
-
-    config = commands.add_parser(
-        "config", help="show or change the run-time settings shared through the state backend"
-    )
-    actions = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    actions.add_parser("show", help="print the settings as JSON")
-    change = actions.add_parser(
-        "set",
-        help="change settings for every process on the same state backend",
-        description=(
-            "Each SETTING is NAME=VALUE with a JSON value, e.g. timeout=20 "
-            'strategy=\'{"kind": "hedge", "delay": 0.5}\' enabled=\'{"fal": false}\' '
-            "priority='[\"fal\"]' retry='{\"attempts\": 2}'. A bad setting changes nothing."
-        ),
-    )
-    change.add_argument("settings", nargs="+", metavar="SETTING", help="NAME=JSON")
-    return parser
 
 
 class _Progress:
@@ -118,22 +69,83 @@ def _where(gen: ImageGenerator, key: str | None, url: str | None) -> str:
     return url or "(not stored)"
 
 
-async def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    request = ImageRequest(
+class _StateDown(Exception):
+    """The state backend failed: one line naming it and the reason, exit 1."""
+
+    def __init__(self, gen: ImageGenerator, exc: StorageError) -> None:
+        reason = str(exc).removeprefix("the state backend ")
+        super().__init__(f"state backend {gen.state!r}: {reason}")
+
+
+@contextlib.contextmanager
+def _state_calls(gen: ImageGenerator) -> Iterator[None]:
+    """Inside it, a StorageError comes from the state backend: say which one."""
+    try:
+        yield
+    except StorageError as exc:
+        raise _StateDown(gen, exc) from None
+
+
+def _data_dir_missing() -> bool:
+    """The default SQLite state would be made in ``./imagegen-data``, which is not there."""
+    return (
+        not os.environ.get("IMAGEGEN_REDIS_URL")
+        and not os.environ.get("IMAGEGEN_DATA_DIR")
+        and not Path("imagegen-data").exists()
+    )
+
+
+def _check_out(directory: str) -> None:
+    """``--out DIR`` is (or can be made) a directory a file can be written in.
+
+    Raises:
+        InvalidConfig: It cannot, naming it and why.
+    """
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise InvalidConfig(
+            f"--out: cannot write to the directory {directory!r}: {why}", field="--out"
+        ) from None
+
+
+def _request(args: argparse.Namespace) -> ImageRequest:
+    return ImageRequest(
         prompt=args.prompt,
         width=args.width,
         height=args.height,
         seed=args.seed,
         output_format=args.format,
     )
+
+
+async def _generate(
+    args: argparse.Namespace, request: ImageRequest, out: TextIO, err: TextIO
+) -> int:
     overrides: dict[str, Any] = {}
     if args.out is not None:
         overrides["storage"] = LocalStorage(args.out)
+        if _data_dir_missing():
+            # Nothing of this run goes to ./imagegen-data: do not make it for the records.
+            overrides["state"] = MemoryState()
     if not args.json and err.isatty():
         overrides["hooks"] = [_Progress(err)]
     async with ImageGenerator.from_env(**overrides) as gen:
-        # Passed per call: it wins over any shared timeout `imagegen config set` left.
-        result = await gen.generate(request, timeout=args.timeout)
+        try:
+            # Passed per call: it wins over any shared timeout `imagegen config set` left.
+            result = await gen.generate(request, timeout=args.timeout)
+        except StorageError as exc:
+            if not isinstance(gen.storage, LocalStorage):
+                raise
+            print(
+                f"imagegen: error: could not store the image under {gen.storage.directory}: {exc}",
+                file=err,
+            )
+            return 1
         if args.json:
             payload = result.to_dict()
             payload["path"] = _where(gen, result.key, result.url)
@@ -151,7 +163,8 @@ async def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 async def _stats(args: argparse.Namespace, out: TextIO) -> int:
     async with ImageGenerator.from_env() as gen:
-        rows = await gen.stats(since=args.since, until=args.until, provider=args.provider)
+        with _state_calls(gen):
+            rows = await gen.stats(since=args.since, until=args.until, provider=args.provider)
     if args.json:
         payload: list[dict[str, Any]] = [
             {
@@ -188,15 +201,28 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
 async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     async with ImageGenerator.from_env() as gen:
         report = await gen.health(deep=True)
+        state = f"ok ({gen.state!r})"
+        if report["state"] != "ok":
+            # The report names the failure's kind only; a read gives the reason.
+            reason = f"{report['state']}"
+            try:
+                await gen.shared_settings()
+            except StorageError as exc:
+                reason = str(_StateDown(gen, exc)).removeprefix("state backend ")
+            state = f"FAIL {reason}"
+            report["state_error"] = reason
     if args.json:
         print(json.dumps(report, indent=2), file=out)
     else:
         for name, result in report["checks"].items():
             mark = "ok " if result == "ok" else "FAIL"
             print(f"{mark} {name}: {result}", file=out)
-        print(f"state backend: {report['state']}", file=out)
-        if report["storage"] is not None:
-            print(f"storage (write, read, delete a probe): {report['storage']}", file=out)
+        print(f"state: {state}", file=out)
+        storage = report["storage"]
+        if storage == "ok":
+            print("storage: ok (a probe written, read back and deleted)", file=out)
+        elif storage is not None:
+            print(f"storage: FAIL {storage}", file=out)
     return 0 if report["status"] == "ok" else 1
 
 
@@ -269,38 +295,109 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
     return data
 
 
+def _sources(gen: ImageGenerator, shared: dict[str, Any]) -> dict[str, str]:
+    """Where each setting comes from: ``shared``, ``env`` or ``default``."""
+    env = {
+        "strategy": bool(os.environ.get("IMAGEGEN_STRATEGY")),
+        "timeout": bool(os.environ.get("IMAGEGEN_TIMEOUT")),
+        # The providers (and so which are enabled, in what order) come from the keys set.
+        "enabled": any(p.name != "placeholder" for p in gen.providers),
+        "priority": any(p.name != "placeholder" for p in gen.providers),
+        "default_image": bool(os.environ.get("IMAGEGEN_DEFAULT_IMAGE")),
+    }
+    return {
+        name: "shared" if name in shared else "env" if env.get(name) else "default"
+        for name in gen.settings()
+    }
+
+
 async def _config(args: argparse.Namespace, out: TextIO) -> int:
     async with ImageGenerator.from_env() as gen:
-        await gen.refresh_config()  # the settings other processes published
-        if args.action == "set":
-            gen.update_settings(_parse_settings(args.settings))
-            await gen.publish_config()
-        print(json.dumps(gen.settings(), indent=2), file=out)
+        with _state_calls(gen):
+            if args.action == "reset":
+                await gen.reset_settings(*args.names)
+            # Read first: a backend that is down is an error here, not the defaults shown.
+            shared = await gen.shared_settings()
+            await gen.refresh_config()  # the settings other processes published
+            if args.action == "set":
+                gen.update_settings(_parse_settings(args.settings))
+                await gen.publish_config()
+                shared = await gen.shared_settings()
+        settings = gen.settings()
+        print(json.dumps({**settings, "sources": _sources(gen, shared)}, indent=2), file=out)
     return 0
+
+
+class _OneLine(logging.Formatter):
+    """The library's warnings on stderr, one line each: an exception as its type and message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            message = f"{message} ({type(exc).__name__}: {exc})"
+        return f"imagegen [{record.levelname.lower()}]: " + " ".join(message.splitlines())
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logging() -> Iterator[None]:
+    """Warnings to stderr, one line each, unless logging is set up already."""
+    logger = logging.getLogger("imagegen")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = _Stderr(logging.WARNING)
+    handler.setFormatter(_OneLine())
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.command == "generate":
+        request = _request(args)
+        if args.out is not None:
+            _check_out(args.out)
+        return anyio.run(_generate, args, request, out, err)
+    if args.command == "serve":
+        return _serve(args, err)
+    if args.command == "doctor":
+        return anyio.run(_doctor, args, out)
+    if args.command == "config":
+        return anyio.run(_config, args, out)
+    return anyio.run(_stats, args, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments)."""
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     out, err = sys.stdout, sys.stderr
-    try:
-        if args.command == "generate":
-            return anyio.run(_generate, args, out, err)
-        if args.command == "serve":
-            return _serve(args, err)
-        if args.command == "doctor":
-            return anyio.run(_doctor, args, out)
-        if args.command == "config":
-            return anyio.run(_config, args, out)
-        return anyio.run(_stats, args, out)
-    except (InvalidRequest, InvalidConfig) as exc:
-        print(f"imagegen: error: {exc}", file=err)
-        return 2
-    except (AllProvidersFailed, CircuitOpen) as exc:
-        print(f"imagegen: {exc}", file=err)
-        return 1
-    except ImageGenError as exc:
-        print(f"imagegen: {type(exc).__name__}: {exc}", file=err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    with _logging():
+        try:
+            return _run(args, out, err)
+        except (InvalidRequest, InvalidConfig) as exc:
+            print(f"imagegen: error: {exc}", file=err)
+            return 2
+        except _StateDown as exc:
+            print(f"imagegen: error: {exc}", file=err)
+            return 1
+        except (AllProvidersFailed, CircuitOpen) as exc:
+            print(f"imagegen: {exc}", file=err)
+            return 1
+        except ImageGenError as exc:
+            print(f"imagegen: {type(exc).__name__}: {exc}", file=err)
+            return 1
+        except KeyboardInterrupt:
+            return 130

@@ -23,10 +23,10 @@ from ._clock import Clock, SystemClock
 from ._config import NAMESPACE_RULE, Config
 from ._default_image import DEFAULT, DefaultImage
 from ._download import DownloadPolicy
-from ._errors import InvalidConfig, StorageError, UnknownProvider
+from ._errors import InvalidConfig, UnknownProvider
 from ._events import Events, Hook
 from ._experiments import Experiment
-from ._guarded_state import guarded
+from ._guarded_state import bounded_read, guarded
 from ._health import check_providers, health, providers_status
 from ._http_headers import user_agent
 from ._jobs import Jobs
@@ -50,10 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT", "Hook", "ImageGenerator"]
 
-_WEBHOOK_CHECK_TIMEOUT = 5.0  # seconds a webhook's verification may take (key fetches)
-#: Seconds a read of records, statistics or jobs may wait for the state backend.
-READ_BOUND = 10.0
 _T = TypeVar("_T")
+
+_WEBHOOK_CHECK_TIMEOUT = 5.0  # seconds a webhook's verification may take (key fetches)
 
 
 def _number(value: object, *, minimum: float, field: str, rule: str) -> float:
@@ -244,12 +243,9 @@ class ImageGenerator:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close what the generator opened (its HTTP client, providers). Idempotent.
-
-        Inside ``async with``, first ends running jobs (each marked failed with the
-        reason) and waits for background clean-up (each remote cancel is bounded to a
-        few seconds).
-        """
+        """Close what the generator opened (its HTTP client, providers). Idempotent. Inside
+        ``async with``, first ends running jobs (each marked failed with the reason) and
+        waits for background clean-up (remote cancels, late records: each bounded)."""
         if self._closed:
             return
         self._closed = True
@@ -262,6 +258,9 @@ class ImageGenerator:
             # After the background work, so its last events still reach the hooks.
             stack, self._hook_stack = self._hook_stack, None
             await stack.aclose()
+        # After the background work (remote cancels still use ctx.http): from here on a
+        # provider's ctx.http raises NotRunning instead of opening a client no one closes.
+        self._rt.closed = True
         for provider in self._live.current.providers:
             await provider.aclose()
         if self._owns_http and self._http is not None:
@@ -359,17 +358,30 @@ class ImageGenerator:
         Others pick them up within their ``config_ttl``. ``configure()`` changes are
         published by the next generation anyway; call this to publish at once.
         """
-        await self._bounded("the settings", self._live.publish)
+        await self._read("the settings", self._live.publish)
 
-    async def _bounded(self, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
-        """``read()`` within ``READ_BOUND`` seconds, or a StorageError saying so."""
-        done: list[_T] = []  # a list: the type checker cannot see a scope swallow its cut
-        with self.clock.deadline_scope(self.clock.monotonic() + READ_BOUND):
-            done.append(await read())
-        if not done:
-            msg = f"the state backend did not answer for {what} within {READ_BOUND:g}s"
-            raise StorageError(msg)
-        return done[0]
+    async def shared_settings(self) -> dict[str, Any]:
+        """The settings shared through the state backend, as JSON (``{}``: none): those
+        changed (:meth:`configure`, ``imagegen config set``...) and not reset since.
+
+        Raises:
+            StorageError: The state backend failed or did not answer.
+        """
+        return await self._read("the settings", self._live.shared)
+
+    async def reset_settings(self, *names: str) -> None:
+        """Remove settings from the shared ones (all when none are named): every generator
+        on the backend goes back to its own values (the others within ``config_ttl``).
+
+        Raises:
+            InvalidConfig: A name is not a shared setting (``strategy``, ``timeout``,
+                ``retry``, ``breaker``, ``enabled``, ``priority``).
+            StorageError: The state backend failed or did not answer.
+        """
+        await self._read("the settings", lambda: self._live.reset(names))
+
+    def _read(self, what: str, read: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
+        return bounded_read(self.clock, what, read)
 
     # -- generation ---------------------------------------------------------------
 
@@ -441,7 +453,7 @@ class ImageGenerator:
         it can be read here; a job still "running" a minute past its deadline belongs
         to a process that stopped, and reads as failed (``JobLost``).
         """
-        return await self._bounded("a job's status", lambda: self._jobs.job(job_id))
+        return await self._read("a job's status", lambda: self._jobs.job(job_id))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> ImageResult:  # noqa: ASYNC109 - the public signature takes a timeout
         """The job's image once it ends; its error raised if it failed.
@@ -496,7 +508,7 @@ class ImageGenerator:
 
     async def record(self, generation_id: str) -> Record | None:
         """What happened to one generation, or None for an unknown id."""
-        return await self._bounded("a record", lambda: self._rt.records.load(generation_id))
+        return await self._read("a record", lambda: self._rt.records.load(generation_id))
 
     async def stats(
         self,
@@ -505,7 +517,7 @@ class ImageGenerator:
         provider: str | None = None,
     ) -> list[ProviderDayStats]:
         """Counts per UTC day and provider, ``since``..``until`` inclusive."""
-        return await self._bounded(
+        return await self._read(
             "statistics", lambda: self._rt.records.stats(since, until, provider)
         )
 
@@ -516,7 +528,7 @@ class ImageGenerator:
         experiment: str | None = None,
     ) -> list[VariantDayStats]:
         """Generations per UTC day and experiment variant, ``since``..``until`` inclusive."""
-        return await self._bounded(
+        return await self._read(
             "statistics", lambda: self._rt.records.variant_stats(since, until, experiment)
         )
 

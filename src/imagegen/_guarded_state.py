@@ -28,11 +28,26 @@ from ._errors import ImageGenError, StorageError
 from ._tracking import batch_incr
 from .state import StateBackend
 
-__all__ = ["GuardedBatchState", "GuardedState", "guarded"]
+__all__ = ["READ_BOUND", "GuardedBatchState", "GuardedState", "bounded_read", "guarded"]
 
 logger = logging.getLogger("imagegen")
 
 _T = TypeVar("_T")
+
+#: Seconds a read you ask for (records, statistics, jobs, settings) may wait for the
+#: state backend before it is a StorageError.
+READ_BOUND = 10.0
+
+
+async def bounded_read(clock: Clock, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
+    """``read()`` within ``READ_BOUND`` seconds, or a StorageError saying so."""
+    done: list[_T] = []  # a list: the type checker cannot see a scope swallow its cut
+    with clock.deadline_scope(clock.monotonic() + READ_BOUND):
+        done.append(await read())
+    if not done:
+        msg = f"the state backend did not answer for {what} within {READ_BOUND:g}s"
+        raise StorageError(msg)
+    return done[0]
 
 
 class GuardedState:

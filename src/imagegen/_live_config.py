@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock
@@ -27,6 +27,8 @@ logger = logging.getLogger("imagegen")
 
 #: Seconds a generation waits for the shared settings before it goes on with its own.
 _SHARED_BOUND = 0.25
+#: The settings that are shared (``default_image`` stays with each process).
+SHARED_NAMES = frozenset(("strategy", "timeout", "retry", "breaker", "enabled", "priority"))
 
 
 class LiveConfig:
@@ -53,6 +55,8 @@ class LiveConfig:
         experiment: Experiment | None,
     ) -> None:
         self.current = config
+        self._own = config  # the constructor's settings: what a reset setting goes back to
+        self._shared: set[str] = set()  # names in force from (or for) the shared settings
         self.ttl = ttl
         self.experiment = experiment
         self._state = state
@@ -75,9 +79,12 @@ class LiveConfig:
         # Variants only name providers and carry values checked on their own, so a
         # variant valid at construction stays valid under any accepted change.
         self.current = apply_changes(self.current, changes)
-        # Published by the next generation (or publish()), since configure() is sync
-        # and the backend is not.
-        self._dirty = True
+        shared = SHARED_NAMES.intersection(changes)
+        if shared:
+            # Published by the next generation (or publish()), since configure() is sync
+            # and the backend is not. Only the settings changed are shared.
+            self._shared |= shared
+            self._dirty = True
         logger.info(
             "configuration changed: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items())
         )
@@ -132,13 +139,75 @@ class LiveConfig:
         }
 
     async def publish(self) -> None:
-        """Write the current settings to the state backend for every generator sharing it."""
+        """Write the shared settings (those changed by :meth:`configure` here or adopted)
+        to the state backend for every generator sharing it."""
         version = self._clock.time()
-        payload = {"version": version, "settings": settings_json(self.current)}
+        current = settings_json(self.current)
+        shared = {name: value for name, value in current.items() if name in self._shared}
+        payload = {"version": version, "settings": shared}
         await self._state.set(self._key, json.dumps(payload).encode())
         self._version = version
         self._dirty = False
         self._checked = self._clock.monotonic()
+
+    async def shared(self) -> dict[str, Any]:
+        """The settings published in the state backend, as JSON; ``{}`` when there are none.
+
+        Raises:
+            StorageError: The backend failed.
+        """
+        return (await self._published())[1]
+
+    async def _published(self) -> tuple[float, dict[str, Any]]:
+        """The shared settings' version and settings; ``(0, {})`` for none or unreadable."""
+        raw = await self._state.get(self._key)
+        if raw is None:
+            return 0.0, {}
+        try:
+            payload = json.loads(raw)
+            version, settings = float(payload["version"]), payload["settings"]
+        except (ValueError, KeyError, TypeError):
+            return 0.0, {}
+        if not isinstance(settings, Mapping) or not math.isfinite(version):
+            return 0.0, {}
+        return version, dict(settings)
+
+    def _own_values(self, names: Iterable[str]) -> dict[str, Any]:
+        """``configure()`` keywords putting ``names`` back to this generator's own settings."""
+        own = settings_json(self._own)
+        return changes_from_json({name: own[name] for name in names})
+
+    async def reset(self, names: Iterable[str]) -> None:
+        """Remove ``names`` (all when empty) from the shared settings; every generator
+        sharing them goes back to its own (constructor, environment) values for those.
+
+        A new version is published without them (not a deleted key), so running
+        generators notice within their ``ttl``.
+
+        Raises:
+            InvalidConfig: A name is not a shared setting.
+            StorageError: The backend failed.
+        """
+        names = list(names)
+        for name in names:
+            if name not in SHARED_NAMES:
+                raise InvalidConfig(
+                    f"{name!r} is not a shared setting (one of {', '.join(sorted(SHARED_NAMES))})",
+                    field=name,
+                )
+        reset = set(names) if names else set(SHARED_NAMES)
+        previous, published = await self._published()
+        remaining = {name: value for name, value in published.items() if name not in reset}
+        # Newer than what it replaces, even on a clock that has not moved since.
+        version = max(self._clock.time(), math.nextafter(previous, math.inf))
+        payload = {"version": version, "settings": remaining}
+        await self._state.set(self._key, json.dumps(payload).encode())
+        reverted = sorted(self._shared & reset)
+        if reverted:
+            self.current = apply_changes(self.current, self._own_values(reverted))
+            logger.info("shared settings reset: %s", ", ".join(reverted))
+        self._shared -= reset
+        self._checked = -math.inf  # adopt what remains at the next look
 
     async def refresh(self, *, now: bool = False) -> None:
         """Publish our changes, or adopt newer shared ones, at most every ``ttl`` seconds.
@@ -181,16 +250,22 @@ class LiveConfig:
             if version <= self._version:
                 return
             settings = dict(payload["settings"])
+            shared = SHARED_NAMES.intersection(settings)
             names = {p.name for p in self.current.providers}
             # Providers this process does not have are left out, not refused.
             # (Shapes the filter cannot read go through as they are, to be refused.)
-            enabled = settings.get("enabled", {})
+            enabled = settings.get("enabled")
             if isinstance(enabled, Mapping):
                 settings["enabled"] = {k: v for k, v in enabled.items() if k in names}
-            priority = settings.get("priority", [])
+            priority = settings.get("priority")
             if isinstance(priority, list):
                 settings["priority"] = [n for n in priority if isinstance(n, str) and n in names]
-            self.configure(changes_from_json(settings))
+            # Settings no longer shared (reset) go back to this generator's own.
+            dropped = sorted(self._shared - shared)
+            changes = {**self._own_values(dropped), **changes_from_json(settings)}
+            if changes:
+                self.configure(changes)
+            self._shared = set(shared)
         except (ImageGenError, ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring shared settings that cannot be applied: %r", exc)
             return

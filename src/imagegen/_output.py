@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._download import DownloadPolicy, check_image, fetch_image
+from ._download import DownloadPolicy, fetch_image, inspect_image
 from ._image import dimensions
 from ._request import ImageRequest
 from .providers import Provider, ProviderContext, ProviderImage
@@ -40,9 +40,14 @@ async def call_provider(
         msg = f"generate() returned {type(image).__name__}, not a ProviderImage"
         raise TypeError(msg)
     name = provider.name
+    # The size reported is the one the image's own header declares (read from a few
+    # bytes, never decoded): a vendor's claim may be the size asked for, not the size it
+    # made. Only a hotlink, whose bytes we never see, keeps what the provider said.
+    width, height = image.width, image.height
     if image.data is not None:
         data: bytes | None = image.data
-        content_type = check_image(image.data, policy, name)
+        header = inspect_image(image.data, policy, name)
+        content_type, width, height = header.content_type, header.width, header.height
     elif image.hotlink:
         data, content_type = None, image.content_type or "image/jpeg"
     else:
@@ -54,8 +59,7 @@ async def call_provider(
             provider=name,
             headers=dict(image.headers) if image.headers else None,
         )
-    width, height = image.width, image.height
-    if data is not None and (width is None or height is None):
+        # fetch_image checked this header already; this only reads its size again.
         width, height = dimensions(data) or (width, height)
     return Output(
         provider=name,

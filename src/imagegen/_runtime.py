@@ -14,6 +14,7 @@ from ._cancel import cancel_remote_work
 from ._clock import Clock
 from ._default_image import DefaultRenderer
 from ._download import DownloadPolicy
+from ._errors import NotRunning
 from ._events import Events
 from ._records import Records
 from ._relay import WebhookRelay
@@ -33,6 +34,10 @@ class Runtime:
     ``background`` is the generator's task group while it runs inside
     ``async with``; clean-up work (remote cancels, abandoned creates) goes there so
     a winner is returned without waiting for the losers.
+
+    ``closed`` is set by the generator's ``aclose()`` once its background work is
+    done: from then on a provider's ``ctx.http`` raises :class:`NotRunning` instead of
+    opening an HTTP client that no one would close.
     """
 
     clock: Clock
@@ -55,6 +60,7 @@ class Runtime:
     loggers: dict[str, logging.Logger] = attrs.field(factory=dict)
     default_images: DefaultRenderer = attrs.field(factory=DefaultRenderer)
     background: anyio.abc.TaskGroup | None = None
+    closed: bool = False
 
     def logger_for(self, provider: str) -> logging.Logger:
         """The logger a provider's context gets: ``imagegen.providers.<name>``."""
@@ -62,6 +68,29 @@ class Runtime:
         if found is None:
             found = self.loggers[provider] = logging.getLogger(f"imagegen.providers.{provider}")
         return found
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The generator's HTTP client, as a provider's ``ctx.http`` gets it.
+
+        Raises:
+            NotRunning: The generator is closed (a provider kept its context past the
+                call), or its client is. Nothing is opened then: a client made after
+                ``aclose()`` would never be closed.
+        """
+        if self.closed:
+            raise NotRunning(
+                "the generator is closed (aclose(), or the end of its `async with`): "
+                "a provider cannot use ctx.http after that",
+                field="generator",
+            )
+        client = self.http()
+        if client.is_closed:
+            raise NotRunning(
+                "the generator's HTTP client is closed (by the generator's aclose(), or "
+                "the client passed as http= by its owner): ctx.http cannot be used",
+                field="http",
+            )
+        return client
 
     def context(
         self,
@@ -85,7 +114,7 @@ class Runtime:
             generation_id=generation_id,
             job_id=job_id,
             logger=self.logger_for(provider.name),
-            http_factory=self.http,
+            http_factory=self.http_client,
             spawn=background.start_soon if background is not None else None,
             inbox=self.relay.inbox(provider.name) if inbox else None,
         )

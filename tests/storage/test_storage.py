@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -371,3 +371,68 @@ class TestLocalStaleTempFiles:
         with pytest.raises(imagegen.InvalidConfig) as info:
             LocalStorage(tmp_path, temp_age=age)  # type: ignore[arg-type]
         assert info.value.field == "temp_age"
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], int]]:
+    """``os.umask``, for one test: the process umask is restored after it."""
+    saved = os.umask(0o022)
+    yield os.umask
+    os.umask(saved)
+
+
+def file_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+class TestLocalFileModes:
+    """Files get 0o666 less the umask, as open() would make them, or exactly ``mode``."""
+
+    @pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+    async def test_files_follow_the_umask(
+        self, tmp_path: Path, umask: Callable[[int], int], mask: int, expected: int
+    ) -> None:
+        """New files and overwrites alike: readable by a web server under another user."""
+        umask(mask)
+        storage = LocalStorage(tmp_path)
+        await storage.put("d/a.png", b"one", content_type="image/png", metadata=META)
+        assert file_mode(tmp_path / "d" / "a.png") == expected
+        await storage.put("d/a.png", b"two", content_type="image/png", metadata=META)
+        assert file_mode(tmp_path / "d" / "a.png") == expected
+
+    async def test_umask_is_read_when_writing(
+        self, tmp_path: Path, umask: Callable[[int], int]
+    ) -> None:
+        """The umask in force at the write counts, not the one at construction."""
+        umask(0o077)
+        storage = LocalStorage(tmp_path)
+        umask(0o022)
+        await storage.put("a.png", b"x", content_type="image/png", metadata=META)
+        assert file_mode(tmp_path / "a.png") == 0o644
+
+    @pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o666])
+    async def test_explicit_mode_ignores_the_umask(
+        self, tmp_path: Path, umask: Callable[[int], int], mode: int
+    ) -> None:
+        umask(0o077)
+        storage = LocalStorage(tmp_path, mode=mode)
+        assert storage.mode == mode
+        await storage.put("d/a.png", b"one", content_type="image/png", metadata=META)
+        assert file_mode(tmp_path / "d" / "a.png") == mode
+        await storage.put("d/a.png", b"two", content_type="image/png", metadata=META)
+        assert file_mode(tmp_path / "d" / "a.png") == mode
+        assert await storage.get("d/a.png") == b"two"
+        assert all_files(tmp_path) == ["d/a.png"]
+
+    def test_extreme_modes_are_accepted(self, tmp_path: Path) -> None:
+        assert LocalStorage(tmp_path, mode=0).mode == 0
+        assert LocalStorage(tmp_path, mode=0o777).mode == 0o777
+        assert LocalStorage(tmp_path).mode is None
+
+    @pytest.mark.parametrize("mode", [-1, 0o1000, 0o4755, True, "644", 0.5, 420.0])
+    def test_bad_mode_is_refused(self, tmp_path: Path, mode: object) -> None:
+        """mode must be None or an int from 0 to 0o777; the error names it."""
+        with pytest.raises(imagegen.InvalidConfig, match="mode") as info:
+            LocalStorage(tmp_path, mode=mode)  # type: ignore[arg-type]
+        assert info.value.field == "mode"

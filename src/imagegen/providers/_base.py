@@ -146,7 +146,16 @@ class ProviderContext:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The generator's shared ``httpx.AsyncClient``, opened on first use."""
+        """The generator's shared ``httpx.AsyncClient``, opened on first use.
+
+        Only during the call, and the clean-up the generator runs for it: keep no
+        client past them.
+
+        Raises:
+            NotRunning: The generator was closed (``aclose()``, or the end of its
+                ``async with``), or its client was; no new client is opened.
+            RuntimeError: This context was made without a generator behind it.
+        """
         if self._http_factory is None:
             msg = "this ProviderContext has no HTTP client"
             raise RuntimeError(msg)

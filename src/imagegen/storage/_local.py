@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +36,14 @@ class LocalStorage:
             file server); without it ``url_for`` gives a ``file://`` URL.
         temp_age: Seconds after which a temporary file is stale (no write takes
             that long): a minute by default.
+        mode: Permission bits of the files written (``0o644``: readable by a web
+            server running as another user). None (the default) creates them as
+            ``open()`` would: ``0o666`` less the process umask (``0o644`` under the
+            usual ``022``). Directories made on the way always follow the umask.
+
+    Raises:
+        InvalidConfig: ``temp_age`` is not a positive number, or ``mode`` not an
+            int from 0 to ``0o777``.
     """
 
     def __init__(
@@ -44,14 +52,22 @@ class LocalStorage:
         base_url: str | None = None,
         *,
         temp_age: float = 60.0,
+        mode: int | None = None,
     ) -> None:
         if isinstance(temp_age, bool) or not isinstance(temp_age, int | float) or not temp_age > 0:
             raise InvalidConfig(
                 f"temp_age must be a positive number of seconds, not {temp_age!r}", field="temp_age"
             )
+        if mode is not None and (
+            isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777
+        ):
+            raise InvalidConfig(
+                f"mode must be None or permission bits from 0 to 0o777, not {mode!r}", field="mode"
+            )
         self.directory = Path(directory).absolute()
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
         self.temp_age = temp_age
+        self.mode = mode
         self._swept: set[Path] = set()  # directories this instance has swept already
 
     def path_for(self, key: str) -> Path:
@@ -69,7 +85,7 @@ class LocalStorage:
         path = self.path_for(key)
         sweep = path.parent not in self._swept
         try:
-            await anyio.to_thread.run_sync(_write_atomically, path, bytes(data))
+            await anyio.to_thread.run_sync(_write_atomically, path, bytes(data), self.mode)
         except OSError as exc:
             raise StorageError(f"could not write {key!r}: {exc.strerror or exc}") from exc
         if sweep:
@@ -155,16 +171,52 @@ def _sweep_dir(directory: Path, cutoff: float) -> int:
     return deleted
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+#: How the temporary file is opened: created here or not at all (never through a link
+#: someone left under its name), binary on Windows, not inherited by child processes.
+_TEMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _create_temp(path: Path, mode: int) -> tuple[int, Path]:
+    """A new temporary file beside ``path`` (``.name.<random>.tmp``) created with ``mode``."""
+    for _ in range(100):
+        # Dot-prefixed, in the same directory: same filesystem, so the rename is atomic.
+        tmp = Path(path.parent, f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, mode), tmp
+        except FileExistsError:  # pragma: no cover - 64 random bits taken already
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
+
+
+def _write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Dot-prefixed temp name in the same directory: same filesystem, so the rename is atomic.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The umask is never read here: os.umask() reads it only by setting it, a process-wide
+    # change that races with every other thread creating files meanwhile. Without
+    # ``mode`` the file is created 0o666 and the kernel takes the process umask off (and
+    # applies a directory's default ACL) at that moment, exactly as open() would, so a
+    # umask changed later is honoured too (tempfile.mkstemp made it 0o600 whatever the
+    # umask: unreadable to a web server running as another user). With ``mode`` it is
+    # created private (0o600) while its bytes go in, then set to exactly ``mode`` (chmod
+    # ignores the umask) before the rename publishes it.
+    fd, tmp = _create_temp(path, 0o666 if mode is None else 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(tmp).replace(path)
+            if mode is not None:
+                if hasattr(os, "fchmod"):  # on the file itself, wherever its name points
+                    os.fchmod(handle.fileno(), mode)
+                else:  # Windows (only the read-only bit means anything there)
+                    tmp.chmod(mode)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
