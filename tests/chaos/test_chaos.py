@@ -856,10 +856,25 @@ class TestFailingStateBackend:
             run.report(calls, load)
             check_calls(run, calls)
             about = f"{run.about(calls)} injected={dict(state.failed)} {dict(state.stalled)}"
-            assert state.stalled.get("get"), about
-            assert state.failed.get("set"), about
-            lost = [(c.index, c.error) for c in calls if c.result is None or c.result.is_default]
-            assert not lost, f"{about} {len(lost)} without the provider's image: {lost[:3]}"
+            assert sum(state.stalled.values()) > 0, about  # the outage alone stalls some
+            assert sum(state.failed.values()) > 0, about
+
+            # An image a provider produced is never lost to the bookkeeping. (Under the
+            # outage generations pile up, and a healthy provider with a short timeout of its
+            # own can miss it waiting for a connection: that image was never produced.)
+            def attempts(c: Call) -> tuple[Any, ...]:
+                done = c.result or c.error
+                return tuple(getattr(done, "attempts", ()))
+
+            lost = [
+                (c.index, c.error, attempts(c))
+                for c in calls
+                if (c.result is None or c.result.is_default)
+                and any(a.outcome == "success" and a.provider != "default" for a in attempts(c))
+            ]
+            assert not lost, f"{about} {len(lost)} lost the provider's image: {lost[:3]}"
+            images = sum(c.result is not None and not c.result.is_default for c in calls)
+            assert images >= 0.9 * len(calls), f"{about} only {images} images"
 
             # The records the outage kept back are written in the background: once the
             # backend is well, each image has its succeeded record, each object its image.
@@ -868,13 +883,15 @@ class TestFailingStateBackend:
             await anyio.sleep(1.1)  # a backend seen down is probed again within a second
             objects = await stored_objects(run.storage)
             for c in calls:
-                assert c.result is not None
+                assert c.result is not None, f"{about} call {c.index}: {c.error!r}"
                 record = await run.gen.record(c.result.id)
                 assert record is not None, f"{about} call {c.index}: no record"
                 assert record.status == "succeeded", f"{about} call {c.index}: {record}"
                 assert record.key == c.result.key, f"{about} call {c.index}: {record}"
-                assert c.result.key in objects, f"{about} call {c.index}: not stored"
-            assert len(objects) == len(calls), about
+                if c.result.key is not None:  # a hotlinked stock photo has no object
+                    assert c.result.key in objects, f"{about} call {c.index}: not stored"
+            keyed = [c for c in calls if c.result is not None and c.result.key is not None]
+            assert len(objects) == len(keyed), about  # the defaults are stored too
 
 
 class TestLeakCheck:
