@@ -275,6 +275,41 @@ class TestCallerGivesUpAfterStoring:
         assert isinstance(record.error, GenerationCancelled)
 
 
+class TestLateRecordsAtClose:
+    async def test_closing_keeps_trying_for_a_moment(self, clock: FakeClock) -> None:
+        """A backend still failing as the generator closes gets quick tries for up to 2 s:
+        the record lands once it answers again, and closing does not wait longer."""
+        state = FaultyState(MemoryState(), methods={"set"}, clock=clock)
+        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+
+        async def heal_soon() -> None:
+            await clock.sleep(0.3)
+            state.fail_all = False
+
+        async with anyio.create_task_group() as tg, gen:
+            state.fail_all = True
+            result = await gen.generate("x")
+            tg.start_soon(heal_soon)
+            closing_at = clock.monotonic()
+        assert 0.3 <= clock.monotonic() - closing_at < 1.0
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.status == "succeeded"
+
+    async def test_closing_gives_up_after_two_seconds(
+        self, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A backend that never comes back costs closing 2 s, and the miss is logged."""
+        state = FaultyState(MemoryState(), methods={"set"}, clock=clock)
+        with caplog.at_level(logging.ERROR, logger="imagegen"):
+            async with ImageGenerator(providers=[instant("a")], state=state, clock=clock) as gen:
+                state.fail_all = True
+                result = await gen.generate("x")
+                closing_at = clock.monotonic()
+        assert 2.0 <= clock.monotonic() - closing_at < 2.5
+        assert f"image {result.key} stored, but its record could not be written" in caplog.text
+
+
 class TestLostGenerations:
     async def test_a_record_left_running_reads_failed_after_its_deadline(
         self, clock: FakeClock

@@ -39,6 +39,8 @@ _WARN_EVERY = 60.0  # seconds between warnings about running records that were n
 #: cuts the pauses short and makes one last try.
 _FINISH_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 _FINISH_BOUND = 1.0  # seconds one late try may take
+_CLOSING_BOUND = 2.0  # seconds closing the generator gives late records, in all
+_CLOSING_PAUSE = 0.1  # seconds between their tries then
 #: Seconds past its deadline after which a "running" record reads as failed: far past
 #: every late write (the final record's background tries end within seconds).
 LOST_AFTER = 60.0
@@ -56,6 +58,7 @@ class Records:
 
     __slots__ = (
         "_clock",
+        "_close_by",
         "_closed",
         "_closing",
         "_events",
@@ -73,6 +76,7 @@ class Records:
         self._experiment = experiment
         self._warned_at = -math.inf
         self._closed = False
+        self._close_by = math.inf
         self._closing: anyio.Event | None = None  # made in the event loop, on first use
 
     async def save(
@@ -202,33 +206,50 @@ class Records:
         background.start_soon(self._finish_retrying, gen, result)
 
     def closing(self) -> None:
-        """The generator is closing: late records make one last try, without waiting."""
+        """The generator is closing: late records stop pausing between tries, and get
+        ``_CLOSING_BOUND`` seconds more in all."""
         self._closed = True
+        self._close_by = self._clock.monotonic() + _CLOSING_BOUND
         if self._closing is not None:
             self._closing.set()
 
     async def _finish_retrying(self, gen: Generation, result: ImageResult) -> None:
         if self._closing is None:
             self._closing = anyio.Event()
-        for pause in _FINISH_PAUSES:
-            if not self._closed:
+        pauses = iter(_FINISH_PAUSES)
+        while True:
+            if self._closed:
+                if self._clock.monotonic() >= self._close_by:
+                    break
+            else:
+                pause = next(pauses, None)
+                if pause is None:
+                    break
                 with self._clock.deadline_scope(self._clock.monotonic() + pause):
                     await self._closing.wait()
-            with self._clock.deadline_scope(self._clock.monotonic() + _FINISH_BOUND):
-                try:
-                    await self.finished(gen, result=result)
-                except StorageError:
-                    pass
-                else:
-                    logger.info("generation %s: its record was written late", gen.id)
-                    return
+            if await self._finish_once(gen, result):
+                logger.info("generation %s: its record was written late", gen.id)
+                return
             if self._closed:
-                break
+                # Quick tries, not one: a backend that fails a call now and then (or is
+                # being probed after a stall) mostly answers the next.
+                await self._clock.sleep(_CLOSING_PAUSE)
         logger.error(
             "generation %s: image %s stored, but its record could not be written",
             gen.id,
             result.key,
         )
+
+    async def _finish_once(self, gen: Generation, result: ImageResult) -> bool:
+        """One bounded try at the final record; whether it was written."""
+        written: list[bool] = []  # a list: the type checker cannot see a scope swallow its cut
+        with self._clock.deadline_scope(self._clock.monotonic() + _FINISH_BOUND):
+            try:
+                await self.finished(gen, result=result)
+            except StorageError:
+                return False
+            written.append(True)
+        return bool(written)
 
     async def _count_variant(self, gen: Generation, result: ImageResult | None) -> None:
         assert self._experiment is not None  # noqa: S101 - only generations with a variant
