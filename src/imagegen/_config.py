@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ._default_image import DefaultImage, is_default_image
-from ._errors import InvalidConfig
+from ._errors import InvalidConfig, shown
 from ._request import seconds
 from .providers import Provider
 from .strategies import CircuitBreaker, Retry, Selection
@@ -25,16 +25,6 @@ PROVIDER_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAMESPACE_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 #: What configure() takes besides enabled and priority.
 _VALUES = ("strategy", "retry", "breaker", "timeout", "default_image")
-
-
-def _shown(value: object) -> str:
-    """``repr(value)`` for an error message, cut short; an int too long to print
-    (``10**5000``) or an object whose repr fails is described instead of raising."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a message must not fail on the value it reports
-        return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _check_providers(_: object, __: attrs.Attribute[Any], providers: tuple[Provider, ...]) -> None:
@@ -85,7 +75,7 @@ def _check_instance(
 def _check_timeout(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if seconds(value) is None:
         raise InvalidConfig(
-            f"timeout must be a finite number of seconds > 0 (got {_shown(value)})",
+            f"timeout must be a finite number of seconds > 0 (got {shown(value)})",
             field=attribute.name,
         )
 
@@ -134,19 +124,19 @@ def _enabled(
     """``current`` with ``enabled={name: bool}`` applied."""
     if not isinstance(value, Mapping):
         raise InvalidConfig(
-            f"enabled must map provider names to true or false (got {_shown(value)})",
+            f"enabled must map provider names to true or false (got {shown(value)})",
             field="enabled",
         )
     enabled = set(current)
     for name, on in value.items():
         if not isinstance(name, str) or name not in names:
             raise InvalidConfig(
-                f"enabled: {_shown(name)} is not a provider (known: {_known(names)})",
+                f"enabled: {shown(name)} is not a provider (known: {_known(names)})",
                 field="enabled",
             )
         if not isinstance(on, bool):
             raise InvalidConfig(
-                f"enabled: {name} must be true or false (got {_shown(on)})", field="enabled"
+                f"enabled: {name} must be true or false (got {shown(on)})", field="enabled"
             )
         (enabled.add if on else enabled.discard)(name)
     return frozenset(enabled)
@@ -159,13 +149,13 @@ def _priority(value: object, names: Mapping[str, Provider]) -> list[str]:
     if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
         raise InvalidConfig(
             f"priority must be a list of provider names, highest priority first "
-            f"(got {_shown(value)})",
+            f"(got {shown(value)})",
             field="priority",
         )
     for name in value:
         if not isinstance(name, str) or name not in names:
             raise InvalidConfig(
-                f"priority: {_shown(name)} is not a provider (known: {_known(names)})",
+                f"priority: {shown(name)} is not a provider (known: {_known(names)})",
                 field="priority",
             )
     return list(dict.fromkeys(value))

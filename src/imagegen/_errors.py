@@ -69,6 +69,16 @@ def _rebuild(cls: type[_E], message: str, state: dict[str, Any]) -> _E:
     return error
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, cut short; an int too long to print
+    (``10**5000``) or an object whose repr fails is described instead of raising."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must not fail on the value it reports
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def with_fields(error: _E, **changes: Any) -> _E:
     """A new error of ``error``'s class and message with ``changes`` to its fields.
 

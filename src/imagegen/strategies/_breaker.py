@@ -27,10 +27,17 @@ import anyio
 import attrs
 
 from .._clock import Clock
-from .._errors import ContentRejected, ImageGenError, InvalidConfig, ProviderError, StorageError
+from .._errors import (
+    ContentRejected,
+    ImageGenError,
+    InvalidConfig,
+    ProviderError,
+    StorageError,
+    shown,
+)
 from .._models import Event
 from ..state import StateBackend
-from ._retry import finite_number, shown, whole_number
+from ._retry import finite_number, whole_number
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "ProviderBreaker"]
 

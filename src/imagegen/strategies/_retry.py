@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from .._errors import ImageGenError, InvalidConfig, ProviderError
+from .._errors import ImageGenError, InvalidConfig, ProviderError, shown
 
 if TYPE_CHECKING:
     from .._clock import Clock
@@ -29,16 +29,6 @@ async def _no_hook(_tries: int, _delay: float, _error: ImageGenError) -> None:
 
 async def _go_on() -> bool:
     return True
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` for an error message, cut short; an int too long to print
-    (``10**5000``) or an object whose repr fails is described instead of raising."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a message must not fail on the value it reports
-        return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def finite_number(value: object) -> float | None:
