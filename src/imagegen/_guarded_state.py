@@ -19,7 +19,6 @@ watched.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -68,8 +67,8 @@ class GuardedState:
     """
 
     __slots__ = (
+        "_answers",
         "_clock",
-        "_last_answer",
         "_probe_at",
         "_stalled",
         "_unanswered_since",
@@ -99,7 +98,7 @@ class GuardedState:
         self._unanswered_since: float | None = None  # first call since the last answer
         self._stalled = False
         self._probe_at = 0.0
-        self._last_answer = -math.inf
+        self._answers = 0  # calls answered so far: "any answer since X" without a clock read
 
     @property
     def stalled(self) -> bool:
@@ -122,6 +121,7 @@ class GuardedState:
             self._probe_at = now + self.retry_every
         if self._unanswered_since is None:
             self._unanswered_since = now
+        answers = self._answers
         try:
             result = await (self._probe(what, call, now) if probing else call())
         except ImageGenError:
@@ -131,7 +131,7 @@ class GuardedState:
             msg = f"the state backend failed a {what}: {type(exc).__name__}: {exc}"
             raise StorageError(msg) from exc
         except BaseException:
-            self._given_up(what, now)
+            self._given_up(what, now, answered_meanwhile=self._answers != answers)
             raise
         self._answered()
         if self._stalled:
@@ -153,12 +153,12 @@ class GuardedState:
     def _answered(self) -> None:
         """A call came back (with a value or the backend's own error): it answers."""
         self._unanswered_since = None
-        self._last_answer = self._clock.monotonic()
+        self._answers += 1
 
-    def _given_up(self, what: str, began: float) -> None:
+    def _given_up(self, what: str, began: float, *, answered_meanwhile: bool) -> None:
         """A caller gave up on a call: after ``slow_call`` seconds, that is a stall."""
         waited = self._clock.monotonic() - began
-        if waited >= self.slow_call and self._last_answer < began and not self._stalled:
+        if waited >= self.slow_call and not answered_meanwhile and not self._stalled:
             self._stalled = True
             self._probe_at = self._clock.monotonic() + self.retry_every
             logger.warning(
