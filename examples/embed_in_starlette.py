@@ -11,11 +11,19 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-from starlette.applications import Starlette
-from starlette.routing import Mount
+
+try:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from imagegen.server import create_app
+except ImportError as missing:
+    raise SystemExit(
+        f"this example needs the server extra ({missing.name} is missing): "
+        "pip install 'imagegen[server]'"
+    ) from None
 
 from imagegen import ImageGenerator, MemoryStorage, Placeholder
-from imagegen.server import create_app
 
 gen = ImageGenerator(providers=[Placeholder()], storage=MemoryStorage())
 

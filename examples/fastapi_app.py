@@ -17,10 +17,18 @@ from typing import Annotated, Any
 
 import anyio
 import httpx
-from fastapi import Depends, FastAPI
+
+try:
+    from fastapi import Depends, FastAPI
+
+    from imagegen.server import create_app
+except ImportError as missing:
+    raise SystemExit(
+        f"this example needs FastAPI and the server extra ({missing.name} is missing): "
+        "pip install 'imagegen[server]' fastapi"
+    ) from None
 
 from imagegen import ImageGenerator, MemoryStorage, Placeholder
-from imagegen.server import create_app
 
 ADMIN_TOKEN = "change-me"  # in production: os.environ["IMAGEGEN_ADMIN_TOKEN"]
 

@@ -68,6 +68,27 @@ class TestExamples:
         assert run(EXAMPLES / name) in (None, 0)
         assert expected in capsys.readouterr().out
 
+    @pytest.mark.parametrize(
+        ("name", "module", "hint"),
+        [
+            ("embed_in_starlette.py", "starlette", "pip install 'imagegen[server]'"),
+            ("fastapi_app.py", "fastapi", "pip install 'imagegen[server]' fastapi"),
+        ],
+    )
+    def test_a_missing_extra_is_named(
+        self, name: str, module: str, hint: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without the packages an example needs, it says which to install, no traceback."""
+        # None in sys.modules makes an import fail, for the package and any submodule
+        # an earlier test imported.
+        for loaded in [m for m in sys.modules if m == module or m.startswith(f"{module}.")]:
+            monkeypatch.setitem(sys.modules, loaded, None)
+        monkeypatch.setitem(sys.modules, module, None)
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+        assert hint in str(info.value.code)
+        assert module in str(info.value.code)
+
     def test_docs_show_the_strategy_example_as_it_is(self) -> None:
         """docs/strategies.md shows the example strategy line for line."""
         docs = (EXAMPLES.parent / "docs" / "strategies.md").read_text()
