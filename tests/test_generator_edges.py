@@ -21,6 +21,7 @@ from imagegen import (
     InvalidRequest,
     MemoryState,
     MemoryStorage,
+    Placeholder,
     Provider,
     ProviderContext,
     ProviderError,
@@ -516,6 +517,14 @@ class TestDeepHealth:
         report = await broken.health(deep=True)
         assert report["status"] == "degraded"
         assert report["storage"].startswith("StorageError")
+
+    async def test_a_provider_without_a_check_is_unchecked(self, clock: FakeClock) -> None:
+        """Nothing verified is not "ok": a provider with no check() of its own reports
+        "unchecked", which does not degrade the report; the placeholder checks (nothing)."""
+        gen = ImageGenerator(providers=[instant("plain"), Placeholder()], clock=clock)
+        report = await gen.health(deep=True)
+        assert report["checks"] == {"plain": "unchecked", "placeholder": "ok"}
+        assert report["status"] == "ok"
 
     async def test_all_checks_pass(self, clock: FakeClock) -> None:
         """With every check passing the deep status is ok; a shallow health runs none."""

@@ -21,6 +21,7 @@ from imagegen import (
     ImageGenerator,
     InvalidConfig,
     MemoryStorage,
+    Placeholder,
     ProviderError,
     Replicate,
     Retry,
@@ -402,11 +403,12 @@ class TestHealth:
         assert response.json()["status"] == "degraded"
 
     async def test_deep_runs_checks(self) -> None:
-        """?deep=true adds each provider's check."""
-        gen = ImageGenerator(providers=[instant("a")])
+        """?deep=true adds each provider's check ("unchecked" for one without a check())."""
+        gen = ImageGenerator(providers=[instant("a"), Placeholder()])
         async with client(create_app(gen)) as http:
             response = await http.get("/health", params={"deep": "true"})
-        assert response.json()["checks"] == {"a": "ok"}
+        assert response.status_code == 200
+        assert response.json()["checks"] == {"a": "unchecked", "placeholder": "ok"}
 
 
 class TestConfig:

@@ -215,7 +215,7 @@ async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(report, indent=2), file=out)
     else:
         for name, result in report["checks"].items():
-            mark = "ok " if result == "ok" else "FAIL"
+            mark = {"ok": "ok ", "unchecked": "?  "}.get(result, "FAIL")
             print(f"{mark} {name}: {result}", file=out)
         print(f"state: {state}", file=out)
         storage = report["storage"]

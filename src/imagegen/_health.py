@@ -16,7 +16,7 @@ from ._errors import ImageGenError
 from ._runtime import Runtime
 from .providers import Provider
 
-__all__ = ["STATE_PROBE_BOUND", "check_providers", "health", "providers_status"]
+__all__ = ["STATE_PROBE_BOUND", "UNCHECKED", "check_providers", "health", "providers_status"]
 
 #: Seconds the health report waits for the state backend.
 STATE_PROBE_BOUND = 2.0
@@ -75,7 +75,7 @@ async def health(rt: Runtime, config: Config, *, deep: bool) -> dict[str, Any]:
         report["checks"] = checks = await check_providers(rt, config)
         report["storage"] = storage = await _probe_storage(rt)
         healthy = healthy and storage in ("ok", None)
-        healthy = healthy and all(result == "ok" for result in checks.values())
+        healthy = healthy and all(result in ("ok", UNCHECKED) for result in checks.values())
     return {"status": "ok" if healthy else "degraded", **report}
 
 
@@ -95,11 +95,20 @@ async def _probe_storage(rt: Runtime) -> str | None:
     return "ok" if read == probe else "the probe object read back differently"
 
 
+#: What ``check_providers`` says of a provider that has no ``check()`` of its own.
+UNCHECKED = "unchecked"
+
+
 async def check_providers(rt: Runtime, config: Config) -> dict[str, str]:
-    """Run each enabled provider's ``check()`` at once: ``"ok"`` or the error, by name."""
+    """Run each enabled provider's ``check()`` at once: ``"ok"`` or the error, by name;
+    ``"unchecked"`` for a provider without a ``check()`` of its own (nothing was
+    verified, so it is not reported ``"ok"``)."""
     results: dict[str, str] = {}
 
     async def check(provider: Provider) -> None:
+        if type(provider).check is Provider.check:
+            results[provider.name] = UNCHECKED
+            return
         deadline = rt.clock.monotonic() + min(10.0, config.timeout)
         ctx = rt.context(provider, deadline=deadline)
         with rt.clock.deadline_scope(deadline) as scope:

@@ -130,6 +130,9 @@ class Placeholder(Provider):
         """The PNG :meth:`generate` returns, as bytes; ``muted`` is the default image's look."""
         return render_placeholder(prompt, width, height, seed, muted=muted)
 
+    async def check(self, ctx: ProviderContext) -> None:
+        """Nothing to check: it draws offline, with no key."""
+
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)
         return ProviderImage(
