@@ -437,7 +437,7 @@ class TestFailingParts:
         gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
         await gen.generate("x")
         [batch] = state.batches
-        assert [key.rsplit(":", 1)[1] for key in batch] == ["requests", "success", "lat.0"]
+        assert [key.rsplit(":", 1)[1] for key in batch] == ["requests", "success", "lt.0"]
         assert not any(":stats:" in key for key in state.single)
         [row] = await gen.stats()
         assert (row.requests, row.successes) == (1, 1)
@@ -448,7 +448,7 @@ class TestFailingParts:
         gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
         await gen.generate("x")
         stats = [key.rsplit(":", 1)[1] for key in state.seen if ":stats:" in key]
-        assert stats == ["requests", "success", "lat.0"]
+        assert stats == ["requests", "success", "lt.0"]
 
     async def test_final_record_failure_without_storage(self, clock: FakeClock) -> None:
         """Without storage, a refused final record still returns the image's bytes."""

@@ -158,7 +158,28 @@ async def _generate(
                 f"{note} in {result.elapsed:.2f}s",
                 file=err,
             )
+        _note_format(request, result.content_type, result.provider, err)
     return 0
+
+
+def _note_format(request: ImageRequest, made: str, provider: str, err: TextIO) -> None:
+    """One line on stderr when the image is not in the ``--format`` asked for.
+
+    Nothing converts images (the core has no imaging dependency): the offline
+    placeholder, and the default image, come out as PNG whatever was asked.
+    """
+    if made == request.content_type:
+        return
+    why = (
+        "the offline placeholder draws PNG only"
+        if provider == "placeholder"
+        else "imagegen does not convert images"
+    )
+    print(
+        f"imagegen: note: {provider} made {made}; --format {request.output_format} "
+        f"was not honoured ({why})",
+        file=err,
+    )
 
 
 async def _stats(args: argparse.Namespace, out: TextIO) -> int:

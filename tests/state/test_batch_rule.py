@@ -161,7 +161,7 @@ class TestWhichIncrement:
         """Through the Tracker, each of a call's counters goes through the wrapper's incr."""
         state = make()
         await Tracker(state).count("a", day=DAY, outcome="success", latency=0.01)
-        assert [key.rsplit(":", 1)[1] for key in state.seen] == ["requests", "success", "lat.0"]
+        assert [key.rsplit(":", 1)[1] for key in state.seen] == ["requests", "success", "lt.10"]
 
     @pytest.mark.anyio
     async def test_a_batching_wrapper_gets_one_batch(self) -> None:

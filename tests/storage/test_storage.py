@@ -436,3 +436,21 @@ class TestLocalFileModes:
         with pytest.raises(imagegen.InvalidConfig, match="mode") as info:
             LocalStorage(tmp_path, mode=mode)  # type: ignore[arg-type]
         assert info.value.field == "mode"
+
+
+class TestLocalTempNames:
+    async def test_a_taken_temporary_name_is_never_opened(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A file already under the temporary name (a planted link, a collision) is never
+        written through: another name is drawn, and after 100 taken names the write fails
+        as a StorageError, the planted file untouched."""
+        monkeypatch.setattr(_local.secrets, "token_hex", lambda _: "0" * 16)
+        planted = tmp_path / "d" / ".x.png.0000000000000000.tmp"
+        planted.parent.mkdir()
+        planted.write_bytes(b"someone else's")
+        storage = LocalStorage(tmp_path)
+        with pytest.raises(StorageError, match="no free temporary name"):
+            await storage.put("d/x.png", b"image", content_type="image/png", metadata=META)
+        assert planted.read_bytes() == b"someone else's"
+        assert not (tmp_path / "d" / "x.png").exists()

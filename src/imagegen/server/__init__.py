@@ -27,8 +27,11 @@ Routes:
 
 Errors are RFC 9457 problem details (``application/problem+json``) with ``type``,
 ``title``, ``status`` and ``detail``; errors raised by imagegen add ``kind``, a
-refused request or setting adds ``errors: [{field, message}]`` (422), and a failed
-generation adds ``generation_id`` and ``attempts`` (502). A body that is not strict
+refused request or setting adds ``errors: [{field, message}]`` (422; a generation
+request lists every bad field, checked alone by the library's rules: ``_fields``),
+and a failed generation adds ``generation_id`` and ``attempts`` (502). Times are
+ISO 8601 in UTC with the offset, a job's ``deadline`` included, and errors nested in
+attempts leave out their empty members (``_render``). A body that is not strict
 JSON (``_body``) answers 400; a failing state backend or storage 503, never 500
 (``_problems.backend_call``).
 """
@@ -49,7 +52,8 @@ from starlette.routing import Route
 
 from .. import ImageGenError, InvalidConfig, NotRunning, ProviderDayStats
 from ._body import read_body, read_json_object
-from ._options import allow_list, refuse_unlisted
+from ._fields import FieldCheck
+from ._options import allow_list, unlisted
 from ._problems import (
     Problem,
     backend_call,
@@ -58,6 +62,7 @@ from ._problems import (
     problem_for,
     problem_response,
 )
+from ._render import breaker_dict, job_dict, result_dict
 
 if TYPE_CHECKING:
     from .. import ImageGenerator
@@ -173,6 +178,7 @@ def create_app(
     ):
         raise InvalidConfig("max_body_bytes must be an integer > 0", field="max_body_bytes")
     allowed_options = allow_list(allow_provider_options)
+    field_check = FieldCheck()
     expected = admin_token.encode() if admin_token is not None else None
 
     def guarded(endpoint: _Endpoint) -> _Endpoint:
@@ -223,16 +229,25 @@ def create_app(
         """Generate one image, or submit a job with ``"async": true``."""
         fields = await read_json_object(request, max_body_bytes)
         run_async = fields.pop("async", False)
+        # Every bad field in one 422: the server's own rules first, then the library's
+        # for each field, checked alone (``_fields``), in the body's order.
+        refused: list[tuple[str, str]] = []
         if not isinstance(run_async, bool):
-            raise invalid("async", "async must be true or false")
+            refused.append(("async", "async must be true or false"))
         if "prompt" not in fields:
-            raise invalid("prompt", "prompt is required")
-        refuse_unlisted(fields.get("provider_options"), allowed_options)
+            refused.append(("prompt", "prompt is required"))
+        refused += unlisted(fields.get("provider_options"), allowed_options)
         limit = fields.get("timeout")
         # Callers may ask for less time than the server's deadline, never more: a long
         # deadline holds the server's resources (and a vendor call) that much longer.
         if isinstance(limit, int | float) and limit > generator.timeout:
-            raise invalid("timeout", f"timeout may be at most {generator.timeout:g} s")
+            refused.append(("timeout", f"timeout may be at most {generator.timeout:g} s"))
+        refused += await field_check.refusals(fields)
+        if refused:
+            (field, message), *more = refused
+            problem = invalid(field, message, more)
+            problem.extras["kind"] = "InvalidRequest"
+            raise problem
         prompt = fields.pop("prompt")
         if run_async:
             try:
@@ -243,7 +258,7 @@ def create_app(
             status = job.status if job is not None else "pending"
             return JSONResponse({"job_id": job_id, "status": status}, status_code=202)
         result = await backend_call(generator.generate(prompt, **fields))
-        return JSONResponse(result.to_dict())
+        return JSONResponse(result_dict(result))
 
     async def job(request: Request) -> Response:
         """A job's status, result or error."""
@@ -251,7 +266,7 @@ def create_app(
         found = await backend_call(generator.job(job_id))
         if found is None:
             raise Problem(404, f"no job has the id {job_id!r}")
-        return JSONResponse(found.to_dict())
+        return JSONResponse(job_dict(found))
 
     async def health(request: Request) -> Response:
         """Breaker states and backend reachability; 503 unless all is well."""
@@ -312,7 +327,7 @@ def create_app(
         for status in generator.providers_status():
             breaker = generator.breaker_for(status["name"])
             snapshot = await backend_call(breaker.snapshot())
-            providers.append({**status, "breaker": snapshot.to_dict()})
+            providers.append({**status, "breaker": breaker_dict(snapshot)})
         return JSONResponse({"providers": providers})
 
     async def admin_storage(_: Request) -> Response:
@@ -346,7 +361,7 @@ def create_app(
         else:
             await backend_call(breaker.reset())
         snapshot = await backend_call(breaker.snapshot())
-        return JSONResponse(snapshot.to_dict())
+        return JSONResponse(breaker_dict(snapshot))
 
     async def admin_config(request: Request) -> Response:
         """Change settings at run time; a bad change is refused whole."""

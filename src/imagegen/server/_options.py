@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from .. import InvalidConfig
-from ._problems import invalid
 
-__all__ = ["AllowList", "allow_list", "refuse_unlisted"]
+__all__ = ["AllowList", "allow_list", "unlisted"]
 
 #: Provider name -> the option keys HTTP callers may set for it.
 AllowList = Mapping[str, frozenset[str]]
@@ -52,27 +51,22 @@ def allow_list(value: object) -> AllowList:
     return allowed
 
 
-def refuse_unlisted(options: object, allowed: AllowList) -> None:
-    """Refuse a request's ``provider_options`` keys the allow-list leaves out.
+def unlisted(options: object, allowed: AllowList) -> list[tuple[str, str]]:
+    """A request's ``provider_options`` keys the allow-list leaves out, as
+    ``(field, message)`` pairs, one per ``provider_options.<provider>.<key>``.
 
     Options that are not a mapping of mappings are left to
     :class:`~imagegen.ImageRequest`, which refuses them naming ``provider_options``.
-
-    Raises:
-        Problem: 422 listing every ``provider_options.<provider>.<key>`` not allowed.
     """
     if not isinstance(options, Mapping):
-        return
-    refused = [
+        return []
+    return [
         (f"provider_options.{provider}.{key}", _refusal(provider, key, allowed))
         for provider, given in options.items()
         if isinstance(given, Mapping)
         for key in given
         if key not in allowed.get(provider, ())
     ]
-    if refused:
-        (field, message), *more = refused
-        raise invalid(field, message, more)
 
 
 def _refusal(provider: str, key: str, allowed: AllowList) -> str:

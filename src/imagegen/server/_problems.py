@@ -30,6 +30,7 @@ from .. import (
     UnknownProvider,
     WebhookVerificationError,
 )
+from ._render import attempt_dict
 
 __all__ = [
     "STATUS",
@@ -160,7 +161,7 @@ def problem_for(error: ImageGenError) -> Problem:
             str(error),
             kind=kind,
             generation_id=error.generation_id,
-            attempts=[a.to_dict() for a in error.attempts],
+            attempts=[attempt_dict(a) for a in error.attempts],
         )
     if isinstance(error, ProviderError):
         return Problem(status, str(error), kind=kind, provider=error.provider)

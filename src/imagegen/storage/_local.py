@@ -190,9 +190,9 @@ def _create_temp(path: Path, mode: int) -> tuple[int, Path]:
         tmp = Path(path.parent, f".{path.name}.{secrets.token_hex(8)}.tmp")
         try:
             return os.open(tmp, _TEMP_FLAGS, mode), tmp
-        except FileExistsError:  # pragma: no cover - 64 random bits taken already
+        except FileExistsError:  # 64 random bits taken already (or a planted file)
             continue
-    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:

@@ -1,0 +1,69 @@
+"""`imagegen generate --format`: a format the offline placeholder cannot draw is said so."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
+SMALL = ["--width", "64", "--height", "64"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a fresh process, offline, no IMAGEGEN_* setting."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PROVIDER_KEYS and not k.startswith("IMAGEGEN_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "imagegen", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "jpg"])
+def test_unhonoured_format_is_noted(tmp_path: Path, fmt: str) -> None:
+    """The placeholder's PNG comes back, exit 0, with one note line naming both formats."""
+    proc = run(tmp_path, "generate", "a fox", *SMALL, "--format", fmt)
+    assert proc.returncode == 0, proc.stderr
+    path = Path(proc.stdout.strip())
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("imagegen: note:")]
+    asked = "jpeg" if fmt == "jpg" else fmt
+    expected = (
+        f"imagegen: note: placeholder made image/png; --format {asked} was not honoured "
+        "(the offline placeholder draws PNG only)"
+    )
+    assert notes == [expected]
+    assert "Traceback" not in proc.stderr
+
+
+def test_note_with_json(tmp_path: Path) -> None:
+    """With --json the note is on stderr and stdout stays one JSON document."""
+    proc = run(tmp_path, "generate", "a fox", *SMALL, "--format", "webp", "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["content_type"] == "image/png"
+    assert proc.stderr.count("imagegen: note:") == 1
+    assert "--format webp was not honoured" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["--format", "png"]], ids=["default", "png"])
+def test_png_says_nothing(tmp_path: Path, argv: list[str]) -> None:
+    """PNG asked for (or by default) and made: no note."""
+    proc = run(tmp_path, "generate", "a fox", *SMALL, *argv)
+    assert proc.returncode == 0, proc.stderr
+    assert "note:" not in proc.stderr
+    assert "image/png from placeholder" in proc.stderr
