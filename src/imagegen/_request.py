@@ -61,6 +61,13 @@ def _surrogate(field: str, char: str) -> str:
     return f"{field} must be valid Unicode text (found a lone surrogate U+{ord(char):04X})"
 
 
+def surrogate_problem(text: str, field: str) -> str | None:
+    """Why ``text`` cannot be ``field`` when it holds a lone surrogate (which no encoder
+    takes: not the HTTP API, the log nor a backend), or None."""
+    char = next((c for c in text if unicodedata.category(c) == "Cs"), None)
+    return None if char is None else _surrogate(field, char)
+
+
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
@@ -135,9 +142,9 @@ def _validate_metadata(_: object, attribute: attrs.Attribute[Any], value: object
             raise InvalidRequest(
                 f"metadata must map str to str (entry {key!r}: {type(item).__name__})", field=name
             )
-        for char in key + item:
-            if unicodedata.category(char) == "Cs":
-                raise InvalidRequest(_surrogate(name, char), field=name)
+        problem = surrogate_problem(key + item, name)
+        if problem is not None:
+            raise InvalidRequest(problem, field=name)
         total += len(key.encode()) + len(item.encode())
     if total > MAX_METADATA_BYTES:
         raise InvalidRequest(
@@ -257,7 +264,7 @@ def check_experiment_key(key: object) -> str | None:
     if key is None or (
         isinstance(key, str)
         and 0 < len(key) <= MAX_EXPERIMENT_KEY
-        and not any(unicodedata.category(char) == "Cs" for char in key)
+        and surrogate_problem(key, "experiment_key") is None
     ):
         return key
     raise InvalidRequest(
@@ -266,19 +273,30 @@ def check_experiment_key(key: object) -> str | None:
     )
 
 
-def seconds(value: object) -> float | None:
-    """``value`` as a finite number of seconds > 0, or None when it is not one.
-
-    Integers too large for a float (``10**400``) are not seconds either: the
-    deadline arithmetic would overflow.
-    """
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bools are not),
+    not finite, or an int too large for a float (``10**400``)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:
         number = float(value)
     except OverflowError:
         return None
-    return number if 0 < number < math.inf else None
+    return number if math.isfinite(number) else None
+
+
+def whole_number(value: object) -> int | None:
+    """``value`` when it is an int (not a bool) a float can hold, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and finite_number(value) is not None:
+        return value
+    return None
+
+
+def seconds(value: object) -> float | None:
+    """``value`` as a finite number of seconds > 0, or None when it is not one
+    (an int too large for a float, ``10**400``, would overflow the deadline arithmetic)."""
+    number = finite_number(value)
+    return number if number is not None and number > 0 else None
 
 
 def check_timeout(value: object) -> float | None:

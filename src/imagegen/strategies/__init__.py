@@ -6,7 +6,8 @@ Each is a small object with behaviour: a :class:`Selection` (``Race``, ``Hedge``
 :class:`ProviderBreaker` answers "may I call?" and learns from outcomes.
 """
 
-from ._breaker import BreakerSnapshot, CircuitBreaker, ProviderBreaker
+from ._breaker import ProviderBreaker
+from ._breaker_settings import BreakerSnapshot, CircuitBreaker
 from ._fallback import Fallback
 from ._hedge import Hedge, HedgeBudget
 from ._latency import LatencyWindow

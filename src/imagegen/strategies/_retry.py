@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import attrs
 
 from .._errors import ImageGenError, InvalidConfig, ProviderError, shown
+from .._request import finite_number, whole_number
 
 if TYPE_CHECKING:
     from .._clock import Clock
@@ -29,25 +30,6 @@ async def _no_hook(_tries: int, _delay: float, _error: ImageGenError) -> None:
 
 async def _go_on() -> bool:
     return True
-
-
-def finite_number(value: object) -> float | None:
-    """``value`` as a finite float, or None when it is not a number (bools are not),
-    not finite, or an int too large for a float (``10**400``)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def whole_number(value: object) -> int | None:
-    """``value`` when it is an int (not a bool) a float can hold, else None."""
-    if isinstance(value, int) and not isinstance(value, bool) and finite_number(value) is not None:
-        return value
-    return None
 
 
 def _positive_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
