@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cli_support import PROVIDER_KEYS, SMALL
 from imagegen import Event, Placeholder, ProviderAuthError
 from imagegen._cli import _Progress, main
-
-PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
-SMALL = ["--width", "64", "--height", "64"]
 
 
 def _clean_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:

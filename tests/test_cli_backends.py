@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
-SMALL = ["--width", "64", "--height", "64"]
-
-
-def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a fresh process, offline, with ``env`` on top."""
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in PROVIDER_KEYS and not k.startswith("IMAGEGEN_")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "imagegen", *args],
-        cwd=cwd,
-        env={**environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+from cli_support import SMALL
+from cli_support import run_cli as run
 
 
 @pytest.fixture(scope="module")

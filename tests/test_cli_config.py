@@ -4,14 +4,12 @@ setting shown by `imagegen config show` comes from."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_support import run_cli as _run
 from imagegen import (
     Fallback,
     ImageGenerator,
@@ -21,8 +19,6 @@ from imagegen import (
     StorageError,
 )
 from imagegen.testing import FakeClock, FaultyState, instant
-
-PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
 
 
 def _make(state: MemoryState, clock: FakeClock, **kwargs: Any) -> ImageGenerator:
@@ -94,23 +90,6 @@ class TestResetSettings:
             await gen.shared_settings()
         with pytest.raises(StorageError):
             await gen.reset_settings("timeout")
-
-
-def _run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in PROVIDER_KEYS and not k.startswith("IMAGEGEN_")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "imagegen", *args],
-        cwd=cwd,
-        env={**environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def _settings(cwd: Path, *args: str, **env: str) -> dict[str, Any]:

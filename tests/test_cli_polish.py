@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "OPENAI_API_KEY")
-SMALL = ["--width", "64", "--height", "64"]
-
-
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a fresh process, offline, no IMAGEGEN_* setting."""
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in PROVIDER_KEYS and not k.startswith("IMAGEGEN_")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "imagegen", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+from cli_support import SMALL
+from cli_support import run_cli as run
 
 
 def test_version(tmp_path: Path) -> None:
