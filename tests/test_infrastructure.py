@@ -296,6 +296,29 @@ class TestLateRecordsAtClose:
         assert record is not None
         assert record.status == "succeeded"
 
+    async def test_one_stalled_try_at_close_does_not_shut_out_the_rest(
+        self, clock: FakeClock
+    ) -> None:
+        """A write that stalls as the generator closes is given up on soon enough that
+        the backend is not taken for down: the next quick try lands the record."""
+        state = FaultyState(MemoryState(), methods={"set"}, stall=3.0, clock=clock)
+        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+
+        async def stall_for_a_moment() -> None:
+            state.fail_all = False
+            state.stall_all = True
+            await clock.sleep(0.3)
+            state.stall_all = False
+
+        async with anyio.create_task_group() as tg, gen:
+            state.fail_all = True
+            result = await gen.generate("x")
+            tg.start_soon(stall_for_a_moment)
+        assert state.stalled["set"] >= 1
+        record = await gen.record(result.id)
+        assert record is not None
+        assert record.status == "succeeded"
+
     async def test_closing_gives_up_after_two_seconds(
         self, clock: FakeClock, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -41,6 +41,10 @@ _FINISH_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 _FINISH_BOUND = 1.0  # seconds one late try may take
 _CLOSING_BOUND = 2.0  # seconds closing the generator gives late records, in all
 _CLOSING_PAUSE = 0.1  # seconds between their tries then
+#: Seconds one try may take while closing: under the stall watch's ``slow_call`` (1 s),
+#: so that one stalled try is that try's trouble and does not mark the backend down
+#: (which would refuse the next tries until a probe a second later, past the 2 s).
+_CLOSING_TRY_BOUND = 0.5
 #: Seconds past its deadline after which a "running" record reads as failed: far past
 #: every late write (the final record's background tries end within seconds).
 LOST_AFTER = 60.0
@@ -243,7 +247,8 @@ class Records:
     async def _finish_once(self, gen: Generation, result: ImageResult) -> bool:
         """One bounded try at the final record; whether it was written."""
         written: list[bool] = []  # a list: the type checker cannot see a scope swallow its cut
-        with self._clock.deadline_scope(self._clock.monotonic() + _FINISH_BOUND):
+        bound = _CLOSING_TRY_BOUND if self._closed else _FINISH_BOUND
+        with self._clock.deadline_scope(self._clock.monotonic() + bound):
             try:
                 await self.finished(gen, result=result)
             except StorageError:
