@@ -7,7 +7,7 @@ generation is a span with a child per provider.
 Needs the `telemetry` extra and OpenTelemetry's SDK (the SDK is your choice;
 any exporter works the same way):
 
-    pip install 'imagegen[telemetry]' opentelemetry-sdk
+    pip install 'imagegen-failover[telemetry]' opentelemetry-sdk
     python examples/alerts_and_metrics.py
 """
 

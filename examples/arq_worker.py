@@ -13,7 +13,7 @@ Run: python examples/arq_worker.py   (enqueues three jobs, runs a worker in burs
 Real workers: arq examples.arq_worker.WorkerSettings   (one per process; in production
      give them one bucket, R2Storage, instead of a temporary directory)
 
-Needs the extra and arq: pip install "imagegen[redis]" arq
+Needs the extra and arq: pip install "imagegen-failover[redis]" arq
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ try:
 except ImportError as missing:
     raise SystemExit(
         f"this example needs the server extra ({missing.name} is missing): "
-        "pip install 'imagegen[server]'"
+        "pip install 'imagegen-failover[server]'"
     ) from None
 
 from imagegen import ImageGenerator, MemoryStorage, Placeholder

@@ -6,7 +6,7 @@ both, and FastAPI's lifespan opens and closes it.
 
 Run: python examples/fastapi_app.py   (calls the app in-process, offline)
 Serve it for real: uvicorn --app-dir examples fastapi_app:app
-(needs pip install "imagegen[server]" fastapi; uvicorn runs the lifespan itself)
+(needs pip install "imagegen-failover[server]" fastapi; uvicorn runs the lifespan itself)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ try:
 except ImportError as missing:
     raise SystemExit(
         f"this example needs FastAPI and the server extra ({missing.name} is missing): "
-        "pip install 'imagegen[server]' fastapi"
+        "pip install 'imagegen-failover[server]' fastapi"
     ) from None
 
 from imagegen import ImageGenerator, MemoryStorage, Placeholder

@@ -5,7 +5,7 @@ IMAGEGEN_R2_SECRET_ACCESS_KEY, IMAGEGEN_PUBLIC_BASE_URL (your bucket's custom do
 IMAGEGEN_REDIS_URL, then run several copies of this script at once: they share one bucket,
 one set of records and statistics, and one circuit breaker per provider.
 
-Needs the extras: pip install "imagegen[r2,redis]"
+Needs the extras: pip install "imagegen-failover[r2,redis]"
 Run: python examples/r2_and_redis.py "a lighthouse at dusk"
 """
 

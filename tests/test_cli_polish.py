@@ -16,7 +16,7 @@ def test_version(tmp_path: Path) -> None:
     """--version prints the installed version and exits 0."""
     proc = run(tmp_path, "--version")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"imagegen {importlib.metadata.version('imagegen')}"
+    assert proc.stdout.strip() == f"imagegen {importlib.metadata.version('imagegen-failover')}"
 
 
 def test_no_command_prints_usage(tmp_path: Path) -> None:

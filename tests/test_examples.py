@@ -71,8 +71,8 @@ class TestExamples:
     @pytest.mark.parametrize(
         ("name", "module", "hint"),
         [
-            ("embed_in_starlette.py", "starlette", "pip install 'imagegen[server]'"),
-            ("fastapi_app.py", "fastapi", "pip install 'imagegen[server]' fastapi"),
+            ("embed_in_starlette.py", "starlette", "pip install 'imagegen-failover[server]'"),
+            ("fastapi_app.py", "fastapi", "pip install 'imagegen-failover[server]' fastapi"),
         ],
     )
     def test_a_missing_extra_is_named(

@@ -77,7 +77,7 @@ class TestAll:
 class TestModule:
     def test_version_matches_metadata(self) -> None:
         """imagegen.__version__ is the installed distribution's version."""
-        assert imagegen.__version__ == importlib.metadata.version("imagegen")
+        assert imagegen.__version__ == importlib.metadata.version("imagegen-failover")
 
     @pytest.mark.parametrize("name", ["does_not_exist", "Replicate_", "version"])
     def test_unknown_attribute(self, name: str) -> None:

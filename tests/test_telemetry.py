@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+import imagegen._distribution
 import imagegen._telemetry
 from imagegen import (
     CircuitBreaker,
@@ -139,7 +140,7 @@ class TestImport:
         with pytest.raises(InvalidConfig) as caught:
             Telemetry()
         assert caught.value.field == "telemetry"
-        assert "pip install 'imagegen[telemetry]'" in str(caught.value)
+        assert "pip install 'imagegen-failover[telemetry]'" in str(caught.value)
 
     @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
     def test_max_open_validated(self, bad: object) -> None:
@@ -164,7 +165,7 @@ class TestImport:
         def missing(_: str) -> str:
             raise importlib.metadata.PackageNotFoundError
 
-        monkeypatch.setattr(imagegen._telemetry, "version", missing)
+        monkeypatch.setattr(imagegen._distribution, "version", missing)
         assert imagegen._telemetry._library_version() == "0"
 
 

@@ -84,7 +84,8 @@ FAL_SIGNATURE = (
     "2894228a90aae9a30d686206a549dfc2250673f9d8418568a77e347547f84004"
 )
 FAL_MISSING_CRYPTOGRAPHY = (
-    "fal webhook verification needs the 'cryptography' package: pip install imagegen[fal-webhooks]"
+    "fal webhook verification needs the 'cryptography' package: "
+    "pip install 'imagegen-failover[fal-webhooks]'"
 )
 
 # Guard the byte-for-byte copies before any test uses them.

@@ -169,6 +169,8 @@ def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415 - only when asked
 
-        return version("imagegen")
+        from ._distribution import DISTRIBUTION  # noqa: PLC0415
+
+        return version(DISTRIBUTION)
     msg = f"module 'imagegen' has no attribute {name!r}"
     raise AttributeError(msg)

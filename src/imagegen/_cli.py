@@ -35,6 +35,7 @@ from . import (
     StorageError,
 )
 from ._cli_parser import parse_args
+from ._distribution import install_hint
 
 __all__ = ["main"]
 
@@ -278,7 +279,7 @@ def _serve(args: argparse.Namespace, err: TextIO) -> int:
         from .server import create_app  # noqa: PLC0415
     except ImportError:
         print(
-            "imagegen: error: serve needs the server extra: pip install 'imagegen[server]'",
+            f"imagegen: error: serve needs the server extra: {install_hint('server')}",
             file=err,
         )
         return 2

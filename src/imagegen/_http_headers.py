@@ -7,19 +7,17 @@ import email.utils
 
 import httpx
 
+from ._distribution import installed_version
+
 __all__ = ["parse_retry_after", "user_agent"]
 
 
 def user_agent() -> str:
     """``imagegen/<version>``, sent with every provider request."""
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - once
-
     global _USER_AGENT  # noqa: PLW0603 - computed on first use, then cached
     if _USER_AGENT is None:
-        try:
-            _USER_AGENT = f"imagegen/{version('imagegen')}"
-        except PackageNotFoundError:
-            _USER_AGENT = "imagegen"
+        found = installed_version()
+        _USER_AGENT = "imagegen" if found is None else f"imagegen/{found}"
     return _USER_AGENT
 
 

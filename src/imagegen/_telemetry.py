@@ -2,7 +2,7 @@
 
 :class:`Telemetry` is a hook: ``ImageGenerator(hooks=[Telemetry()])``. It imports
 OpenTelemetry only when it is built, so ``import imagegen`` never does, and it
-needs only ``opentelemetry-api`` (the extra ``imagegen[telemetry]``): which SDK,
+needs only ``opentelemetry-api`` (the extra ``imagegen-failover[telemetry]``): which SDK,
 exporters and readers to use is the application's choice. Without an SDK the
 API's no-op providers make every call nearly free.
 
@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Final
 
+from ._distribution import install_hint, installed_version
 from ._errors import InvalidConfig
 from ._models import Event
 
@@ -55,17 +55,14 @@ BREAKER_STATES: Final[Mapping[str, int]] = {"closed": 0, "half_open": 1, "open":
 DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
 _MISSING = (
-    "Telemetry needs OpenTelemetry's API, which is not installed: pip install 'imagegen[telemetry]'"
+    f"Telemetry needs OpenTelemetry's API, which is not installed: {install_hint('telemetry')}"
 )
 _ATTEMPT_SPAN: Final = "imagegen.attempt"
 _GENERATION_SPAN: Final = "imagegen.generate"
 
 
 def _library_version() -> str:
-    try:
-        return version("imagegen")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0"
+    return installed_version() or "0"  # "0": a source tree that was never installed
 
 
 class Telemetry:

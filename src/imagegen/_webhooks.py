@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
+from ._distribution import install_hint
 from ._errors import InvalidConfig, WebhookVerificationError
 
 __all__ = [
@@ -67,7 +68,7 @@ _CALLBACK_TOKEN = re.compile(
 )
 _hidden: Counter[str] = Counter()  # the secrets of requests in flight, in each spelling
 _FAL_MISSING_CRYPTOGRAPHY = (
-    "fal webhook verification needs the 'cryptography' package: pip install imagegen[fal-webhooks]"
+    f"fal webhook verification needs the 'cryptography' package: {install_hint('fal-webhooks')}"
 )
 
 

@@ -314,4 +314,4 @@ class TestParsing:
 
     def test_user_agent_names_the_version(self) -> None:
         """The User-Agent is imagegen/<version>."""
-        assert user_agent() == f"imagegen/{importlib.metadata.version('imagegen')}"
+        assert user_agent() == f"imagegen/{importlib.metadata.version('imagegen-failover')}"

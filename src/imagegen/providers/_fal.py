@@ -121,7 +121,7 @@ class Fal(HTTPProvider):
     ``ImageGenerator.handle_webhook``) ends the wait; status polls remain the safety
     net (first after 5 s, then at most every 15 s). fal signs deliveries with
     Ed25519 against its published JWKS (``webhook_auth="signature"``, the default;
-    needs ``imagegen[fal-webhooks]``; keys fetched from ``jwks_url`` and kept a
+    needs ``imagegen-failover[fal-webhooks]``; keys fetched from ``jwks_url`` and kept a
     day). ``webhook_auth="token"`` instead puts a fresh secret per request in the
     callback URL (``?imagegen_token=``; its hash kept in the state backend until the
     deadline plus fal's two hours of delivery retries), bound to the request id once

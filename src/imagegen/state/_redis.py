@@ -4,7 +4,7 @@ redis-py's asyncio client fails under trio, so this backend drives the *sync* cl
 from a bounded pool of anyio worker threads: one code path that serves asyncio and trio
 alike. ``benchmarks/state.py`` measures what the thread hop costs.
 
-redis-py is the optional extra ``imagegen[redis]``; it is imported only when a
+redis-py is the optional extra ``imagegen-failover[redis]``; it is imported only when a
 ``RedisState`` is built, so ``import imagegen`` works without it.
 """
 
@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._distribution import install_hint
 from .._errors import InvalidConfig
 from ._threads import WorkerThreads
 
@@ -112,7 +113,7 @@ class RedisState:
             import redis  # noqa: PLC0415
         except ImportError as exc:
             raise InvalidConfig(
-                "RedisState needs the 'redis' package: pip install 'imagegen[redis]'",
+                f"RedisState needs the 'redis' package: {install_hint('redis')}",
                 field=field,
             ) from exc
 

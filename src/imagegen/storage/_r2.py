@@ -4,7 +4,7 @@ This module holds :class:`R2Storage`, and the content addressing of its dedupe. 
 neighbours hold the rest: ``_r2_client`` the client factory, ``_r2_checks`` the
 checks of its arguments, ``_s3`` how values travel over S3.
 
-boto3 is an optional extra (``pip install 'imagegen[r2]'``): nothing here imports
+boto3 is an optional extra (``pip install 'imagegen-failover[r2]'``): nothing here imports
 boto3 or botocore at module level, so ``import imagegen`` works without them. The
 caller brings the client (``r2_client()`` builds one R2 accepts); every blocking
 boto3 call runs in an anyio worker thread, bounded per event loop by a

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .._distribution import install_hint
 from .._errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -77,9 +78,7 @@ def r2_client(
         import boto3.session  # noqa: PLC0415 - optional extra, imported on use
         from botocore.config import Config  # noqa: PLC0415
     except ImportError as exc:
-        raise InvalidConfig(
-            "R2 storage needs boto3: pip install 'imagegen[r2]'", field="boto3"
-        ) from exc
+        raise InvalidConfig(f"R2 storage needs boto3: {install_hint('r2')}", field="boto3") from exc
     options: dict[str, Any] = {
         "signature_version": "s3v4",
         "s3": {"addressing_style": "path"},
