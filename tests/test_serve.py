@@ -58,6 +58,16 @@ class TestServe:
                 )
                 assert made.status_code == 200
                 assert made.json()["provider"] == "placeholder"
+                # Not a file:// URL: the server serves its data directory itself.
+                url = made.json()["url"]
+                assert url.startswith(f"{base}/files/"), url
+                image = client.get(url)
+                assert image.status_code == 200
+                assert image.headers["content-type"] == "image/png"
+                assert image.headers["cache-control"] == "public, max-age=31536000, immutable"
+                assert image.content == (tmp_path / "images" / made.json()["key"]).read_bytes()
+                cached = client.get(url, headers={"If-None-Match": image.headers["etag"]})
+                assert cached.status_code == 304
                 queued = client.post(
                     "/images/generate",
                     json={"prompt": "y", "width": 64, "height": 64, "async": True},
@@ -158,3 +168,64 @@ class TestServeOptions:
         err = capsys.readouterr().err
         assert err.startswith("imagegen: error: ")
         assert named in err
+
+
+class TestServeImageURLs:
+    """Where the images' URLs point, with uvicorn.run stubbed out."""
+
+    @pytest.fixture
+    def served(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+        for name in list(os.environ):
+            if name.startswith("IMAGEGEN_") or name in VENDOR_KEYS:
+                monkeypatch.delenv(name)
+        monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path))
+        apps: list[Any] = []
+        monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+        return apps
+
+    async def url_of_one(self, app: Any) -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+        ):
+            made = await http.post("/images/generate", json={"prompt": "x", "width": 64})
+            assert made.status_code == 200, made.text
+            url = str(made.json()["url"])
+            path = "/files/" + made.json()["key"]
+            assert (await http.get(path)).status_code == 200
+        return url
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("host", "prefix"),
+        [("127.0.0.1", "http://127.0.0.1:8123/files/"), ("::1", "http://[::1]:8123/files/")],
+    )
+    async def test_urls_name_the_server(self, served: list[Any], host: str, prefix: str) -> None:
+        """On a given address the URLs are that address's /files/ route."""
+        assert main(["serve", "--host", host, "--port", "8123"]) == 0
+        [app] = served
+        assert (await self.url_of_one(app)).startswith(prefix)
+
+    @pytest.mark.anyio
+    async def test_a_public_base_url_wins(
+        self, served: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """IMAGEGEN_PUBLIC_BASE_URL (a CDN or proxy in front) names the images; the
+        server still serves them at /files/ for that front to fetch."""
+        monkeypatch.setenv("IMAGEGEN_PUBLIC_BASE_URL", "https://cdn.example/img/")
+        assert main(["serve", "--host", "0.0.0.0"]) == 0
+        [app] = served
+        assert (await self.url_of_one(app)).startswith("https://cdn.example/img/")
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+    def test_every_address_needs_a_public_base_url(
+        self, served: list[Any], capsys: pytest.CaptureFixture[str], host: str
+    ) -> None:
+        """Listening on every address, no URL can name the server: one line, exit 2."""
+        assert main(["serve", "--host", host]) == 2
+        assert served == []
+        err = capsys.readouterr().err
+        assert err.startswith("imagegen: error: ")
+        assert err.count("\n") == 1
+        assert "IMAGEGEN_PUBLIC_BASE_URL" in err

@@ -249,6 +249,8 @@ async def _doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 _ALLOW_OPTIONS_VAR = "IMAGEGEN_ALLOW_PROVIDER_OPTIONS"
+# Addresses meaning "every interface": no client can reach a server by them.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - compared, not bound
 
 
 def _allowed_options(raw: str) -> Any:
@@ -270,6 +272,13 @@ def _allowed_options(raw: str) -> Any:
         ) from None
 
 
+def _own_url(host: str, port: int) -> str | None:
+    """``http://host:port`` as a client would write it; None for a wildcard address."""
+    if host in _WILDCARD_HOSTS:
+        return None
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _serve(args: argparse.Namespace, err: TextIO) -> int:
     try:
         import uvicorn  # noqa: PLC0415 - the optional 'server' extra
@@ -284,6 +293,22 @@ def _serve(args: argparse.Namespace, err: TextIO) -> int:
         )
         return 2
     gen = ImageGenerator.from_env()
+    storage = gen.storage
+    local = isinstance(storage, LocalStorage)
+    if isinstance(storage, LocalStorage) and storage.base_url is None:
+        # Nothing serves the data directory: the app does, at /files/, and the images'
+        # URLs say so (file:// URLs are of no use to an HTTP client).
+        own = _own_url(args.host, args.port)
+        if own is None:
+            print(
+                f"imagegen: error: serve --host {args.host} listens on every address, so "
+                "the images' URLs cannot name one: set IMAGEGEN_PUBLIC_BASE_URL to the "
+                "URL clients reach this server's /files/ at",
+                file=err,
+            )
+            return 2
+        files = LocalStorage(storage.directory, base_url=f"{own}/files/")
+        gen = ImageGenerator.from_env(storage=files)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -295,6 +320,7 @@ def _serve(args: argparse.Namespace, err: TextIO) -> int:
         gen,
         admin_token=os.environ.get("IMAGEGEN_ADMIN_TOKEN") or None,
         allow_provider_options=_allowed_options(os.environ.get(_ALLOW_OPTIONS_VAR, "")),
+        serve_files=local,
     )
     app = Starlette(routes=[Mount("/", app=api)], lifespan=lifespan)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

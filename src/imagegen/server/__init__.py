@@ -18,6 +18,8 @@ Routes:
   status is ``"ok"``, else 503; also 503 with the report's shape (``"state":
   "error: <kind>"``) when the generator cannot make a report.
 - ``GET /config``: the settings without secrets.
+- ``GET /files/{key}`` (with ``serve_files=True``): a stored image, with year-long
+  caching headers and an ETag (``_files``); 404 for a key that has none.
 - ``POST /webhooks/{provider}``: a vendor's callback; 204 once taken.
 - ``GET /admin/status``, ``GET /admin/stats?since=&until=&provider=``,
   ``GET /admin/providers``, ``GET /admin/storage``,
@@ -53,6 +55,7 @@ from starlette.routing import Route
 from .. import ImageGenError, InvalidConfig, NotRunning, ProviderDayStats
 from ._body import read_body, read_json_object
 from ._fields import FieldCheck
+from ._files import stored_file
 from ._options import allow_list, unlisted
 from ._problems import (
     Problem,
@@ -152,6 +155,7 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int = 1_000_000,
     allow_provider_options: Mapping[str, Collection[str]] | None = None,
+    serve_files: bool = False,
 ) -> Starlette:
     """The ASGI app serving ``generator``; see the module docs for the routes.
 
@@ -164,6 +168,9 @@ def create_app(
             callers may set for it, e.g. ``{"openai": ["background"]}``. None (the
             default) allows none: options go to the vendor as they are and can change
             what a generation costs. A request with any other key answers 422.
+        serve_files: Also serve the stored images at ``GET /files/{key}`` (for
+            storage no web server serves, such as :class:`~imagegen.LocalStorage`
+            in a data directory: give it ``base_url="<this app's URL>/files/"``).
 
     Raises:
         InvalidConfig: ``admin_token`` is empty, ``max_body_bytes`` is not > 0, or
@@ -379,6 +386,10 @@ def create_app(
         await backend_call(generator.publish_config())
         return JSONResponse(_config_dict(generator))
 
+    async def files(request: Request) -> Response:
+        """A stored image, cacheable for a year."""
+        return await stored_file(generator, request)
+
     async def http_problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException
         return problem_response(exc.status_code, exc.detail, headers=exc.headers)
@@ -396,4 +407,6 @@ def create_app(
         Route("/admin/circuit-breaker", admin(admin_breaker), methods=["POST"]),
         Route("/admin/config", admin(admin_config), methods=["PATCH"]),
     ]
+    if serve_files:
+        routes.append(Route("/files/{key:path}", guarded(files), methods=["GET"]))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_problem})

@@ -1,6 +1,6 @@
 """Storage backends: where image bytes go."""
 
-from ._base import Storage, StorageStats, StoredObject
+from ._base import Storage, StorageStats, StoredObject, check_key
 from ._local import LocalStorage
 from ._memory import MemoryStorage
 from ._r2 import R2Storage
@@ -13,5 +13,6 @@ __all__ = [
     "Storage",
     "StorageStats",
     "StoredObject",
+    "check_key",
     "r2_client",
 ]

@@ -57,7 +57,13 @@ class Storage(Protocol):
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that could escape a directory or a prefix."""
+    """``key`` when it is safe as a relative path; for storage you write yourself.
+
+    Raises:
+        StorageError: The key is empty, has a backslash or an empty part, or a part
+            starting with ``.`` (``..`` could escape a directory or a prefix; dot-files
+            are where :class:`~imagegen.LocalStorage` keeps temporary files).
+    """
     parts = key.split("/")
     # Dot-prefixed names are refused too: they are where LocalStorage keeps temporary files.
     if not key or "\\" in key or any(not p or p.startswith(".") for p in parts):
