@@ -566,7 +566,7 @@ class TestRedisState:
         """Without redis-py, building a RedisState says which extra to install."""
         monkeypatch.setitem(sys.modules, "redis", None)
         kwargs = {field: "redis://127.0.0.1:6379/0" if field == "url" else object()}
-        with pytest.raises(InvalidConfig, match=r"imagegen\[redis\]") as caught:
+        with pytest.raises(InvalidConfig, match=r"imagegen-failover\[redis\]") as caught:
             RedisState(**kwargs)  # type: ignore[arg-type]
         assert caught.value.field == field
 

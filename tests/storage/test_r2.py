@@ -577,7 +577,7 @@ class TestR2Client:
         """Without boto3, r2_client says which extra to install."""
         monkeypatch.setitem(sys.modules, "boto3", None)
         monkeypatch.setitem(sys.modules, "boto3.session", None)
-        with pytest.raises(InvalidConfig, match=r"imagegen\[r2\]") as info:
+        with pytest.raises(InvalidConfig, match=r"imagegen-failover\[r2\]") as info:
             r2_client(ACCOUNT_ID, "AKID", SECRET)
         assert info.value.field == "boto3"
 
