@@ -1,4 +1,5 @@
-"""`imagegen generate --format`: a format the offline placeholder cannot draw is said so."""
+"""`imagegen generate --format`: a format the offline placeholder cannot draw is said so
+(the result's warnings, one stderr line each)."""
 
 from __future__ import annotations
 
@@ -15,35 +16,39 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "jpg"])
 def test_unhonoured_format_is_noted(tmp_path: Path, fmt: str) -> None:
-    """The placeholder's PNG comes back, exit 0, with one note line naming both formats."""
+    """The placeholder's PNG comes back, exit 0, with one warning line saying why."""
     proc = run(tmp_path, "generate", "a fox", *SMALL, "--format", fmt)
     assert proc.returncode == 0, proc.stderr
     path = Path(proc.stdout.strip())
     assert path.read_bytes().startswith(PNG_MAGIC)
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("imagegen: note:")]
-    asked = "jpeg" if fmt == "jpg" else fmt
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("imagegen: warning:")]
     expected = (
-        f"imagegen: note: placeholder made image/png; --format {asked} was not honoured "
-        "(the offline placeholder draws PNG only)"
+        "imagegen: warning: output_format: the offline placeholder draws PNG only (placeholder)"
     )
     assert notes == [expected]
     assert "Traceback" not in proc.stderr
 
 
 def test_note_with_json(tmp_path: Path) -> None:
-    """With --json the note is on stderr and stdout stays one JSON document."""
+    """With --json the warning is on stderr and in the JSON, stdout one JSON document."""
     proc = run(tmp_path, "generate", "a fox", *SMALL, "--format", "webp", "--json")
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["content_type"] == "image/png"
-    assert proc.stderr.count("imagegen: note:") == 1
-    assert "--format webp was not honoured" in proc.stderr
+    assert payload["warnings"] == [
+        {
+            "field": "output_format",
+            "message": "the offline placeholder draws PNG only",
+            "provider": "placeholder",
+        }
+    ]
+    assert proc.stderr.count("imagegen: warning:") == 1
 
 
 @pytest.mark.parametrize("argv", [[], ["--format", "png"]], ids=["default", "png"])
 def test_png_says_nothing(tmp_path: Path, argv: list[str]) -> None:
-    """PNG asked for (or by default) and made: no note."""
+    """PNG asked for (or by default) and made: no warning."""
     proc = run(tmp_path, "generate", "a fox", *SMALL, *argv)
     assert proc.returncode == 0, proc.stderr
-    assert "note:" not in proc.stderr
+    assert "warning:" not in proc.stderr
     assert "image/png from placeholder" in proc.stderr

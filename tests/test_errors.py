@@ -281,8 +281,10 @@ class TestRepr:
     def test_provider_error_repr_shows_fields(self, cls: type[ProviderError]) -> None:
         """The repr names the class, the message and every structured field."""
         error = cls("boom", provider="fal", status=503, retry_after=1.5, retryable=True)
+        more = ", reason=None" if cls is ContentRejected else ""
         assert repr(error) == (
-            f"{cls.__name__}('boom', provider='fal', status=503, retryable=True, retry_after=1.5)"
+            f"{cls.__name__}('boom', provider='fal', status=503, retryable=True, "
+            f"retry_after=1.5{more})"
         )
 
 
@@ -324,3 +326,22 @@ class TestRunTimeErrors:
     def test_job_timeout_is_a_timeout_error(self) -> None:
         """wait()'s timeout is caught by `except TimeoutError` as well."""
         assert issubclass(JobTimeout, TimeoutError)
+
+
+class TestContentRejectedReason:
+    def test_round_trips_with_the_reason(self) -> None:
+        """JSON, pickling and with_fields keep the vendor's reason."""
+        error = ContentRejected("refused", provider="openai", status=400, reason="sexual")
+        assert error.to_dict()["reason"] == "sexual"
+        back = error_from_dict(json.loads(json.dumps(error.to_dict())))
+        assert isinstance(back, ContentRejected)
+        assert back.reason == "sexual"
+        assert pickle.loads(pickle.dumps(error)).reason == "sexual"
+        assert with_fields(error, provider="b").reason == "sexual"
+
+    def test_none_when_not_given_or_not_text(self) -> None:
+        assert ContentRejected("refused").reason is None
+        stored = {"kind": "ContentRejected", "message": "m", "reason": {"not": "text"}}
+        back = error_from_dict(stored)
+        assert isinstance(back, ContentRejected)
+        assert back.reason is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -530,3 +531,56 @@ class TestImageResult:
     def test_repr_without_data(self) -> None:
         """Without data the repr says data=None."""
         assert "data=None" in repr(make_result(None))
+
+
+class TestAspectRatio:
+    @pytest.mark.parametrize(
+        ("ratio", "size"),
+        [
+            ("1:1", (1024, 1024)),
+            ("16:9", (1408, 792)),
+            ("9:16", (792, 1408)),
+            ("4:3", (1184, 888)),
+            ("3:2", (1248, 832)),
+            ("21:9", (1568, 672)),
+            ("32:18", (1408, 792)),  # reduced first
+            ("4:1", (2048, 512)),
+            (" 16:9 ", (1408, 792)),
+        ],
+    )
+    def test_the_size_has_exactly_the_shape(self, ratio: str, size: tuple[int, int]) -> None:
+        """About a megapixel, sides multiples of 8, and exactly the ratio asked for."""
+        request = ImageRequest(prompt="x", aspect_ratio=ratio)
+        assert (request.width, request.height) == size
+        w, h = (int(t) for t in ratio.strip().split(":"))
+        assert request.width * h == request.height * w
+        assert 0.6 < request.width * request.height / 2**20 < 1.1
+        assert request.summary()["aspect_ratio"] == ratio.strip()
+
+    def test_the_same_size_given_too_is_taken(self) -> None:
+        request = ImageRequest(prompt="x", aspect_ratio="16:9", width=1408, height=792)
+        assert (request.width, request.height) == (1408, 792)
+
+    @pytest.mark.parametrize(
+        ("fields", "rule"),
+        [
+            ({"aspect_ratio": "16:9", "width": 512}, "exclusive with width and height"),
+            ({"aspect_ratio": "1:1", "height": 512}, "exclusive with width and height"),
+            ({"aspect_ratio": "16x9"}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": "1.85:1"}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": "0:1"}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": "-1:1"}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": "\u0661:\u0662"}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": 16}, '"W:H" with whole numbers'),
+            ({"aspect_ratio": "5:1"}, "between 1:4 and 4:1"),
+            ({"aspect_ratio": "1:5"}, "between 1:4 and 4:1"),
+            ({"aspect_ratio": "101:100"}, "at most 100 once reduced"),
+        ],
+    )
+    def test_refused_naming_the_field(self, fields: dict[str, Any], rule: str) -> None:
+        with pytest.raises(InvalidRequest, match=re.escape(rule)) as caught:
+            ImageRequest(prompt="x", **fields)
+        assert caught.value.field == "aspect_ratio"
+
+    def test_absent_from_the_summary_when_not_given(self) -> None:
+        assert "aspect_ratio" not in ImageRequest(prompt="x").summary()

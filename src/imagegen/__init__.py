@@ -44,6 +44,7 @@ from ._models import (
     Job,
     ProviderDayStats,
     Record,
+    RequestWarning,
     VariantDayStats,
 )
 from ._telemetry import Telemetry
@@ -139,6 +140,7 @@ __all__ = [
     "Record",
     "RedisState",
     "Replicate",
+    "RequestWarning",
     "Retry",
     "SQLiteState",
     "Selection",

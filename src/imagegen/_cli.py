@@ -115,12 +115,14 @@ def _check_out(directory: str) -> None:
 
 
 def _request(args: argparse.Namespace) -> ImageRequest:
+    # Only the sides given are passed: the others follow --aspect-ratio, or default.
+    sides = {k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None}
     return ImageRequest(
         prompt=args.prompt,
-        width=args.width,
-        height=args.height,
+        aspect_ratio=args.aspect_ratio,
         seed=args.seed,
         output_format=args.format,
+        **sides,
     )
 
 
@@ -159,28 +161,9 @@ async def _generate(
                 f"{note} in {result.elapsed:.2f}s",
                 file=err,
             )
-        _note_format(request, result.content_type, result.provider, err)
+        for warning in result.warnings:  # what was not made as asked: one line each
+            print(f"imagegen: warning: {warning}", file=err)
     return 0
-
-
-def _note_format(request: ImageRequest, made: str, provider: str, err: TextIO) -> None:
-    """One line on stderr when the image is not in the ``--format`` asked for.
-
-    Nothing converts images (the core has no imaging dependency): the offline
-    placeholder, and the default image, come out as PNG whatever was asked.
-    """
-    if made == request.content_type:
-        return
-    why = (
-        "the offline placeholder draws PNG only"
-        if provider == "placeholder"
-        else "imagegen does not convert images"
-    )
-    print(
-        f"imagegen: note: {provider} made {made}; --format {request.output_format} "
-        f"was not honoured ({why})",
-        file=err,
-    )
 
 
 async def _stats(args: argparse.Namespace, out: TextIO) -> int:

@@ -76,8 +76,18 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="make one image and print where it went")
     gen.add_argument("prompt", help="what to draw")
-    gen.add_argument("--width", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
-    gen.add_argument("--height", type=int, default=1024, help="pixels, 64-4096, a multiple of 8")
+    gen.add_argument(
+        "--width", type=int, default=None, help="pixels, 64-4096, a multiple of 8 (1024)"
+    )
+    gen.add_argument(
+        "--height", type=int, default=None, help="pixels, 64-4096, a multiple of 8 (1024)"
+    )
+    gen.add_argument(
+        "--aspect-ratio",
+        default=None,
+        metavar="W:H",
+        help="a shape such as 16:9 instead of --width/--height (about a megapixel)",
+    )
     gen.add_argument("--seed", type=int, default=None, help="0 to 2**32-1")
     gen.add_argument("--format", default="png", help="png, jpeg or webp")
     gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")

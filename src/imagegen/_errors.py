@@ -229,9 +229,35 @@ class ProviderQuotaExceeded(ProviderError):
 
 
 class ContentRejected(ProviderError):
-    """The provider's safety system refused the prompt or the output."""
+    """The provider's safety system refused the prompt or the output.
+
+    ``reason`` is the vendor's own word for why (a category such as ``"sexual"``, a
+    code such as ``"moderation_blocked"``, or its message) when it gives one, else
+    None: never guessed. A rejection never counts against the provider's breaker.
+    """
 
     default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, status=status, retry_after=retry_after, retryable=retryable
+        )
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, reason={self.reason!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reason": self.reason}
 
 
 class AttemptsError(ImageGenError):

@@ -16,6 +16,7 @@ import attrs
 from ._errors import (
     BY_KIND,
     AttemptsError,
+    ContentRejected,
     ImageGenError,
     InvalidConfig,
     InvalidRequest,
@@ -31,6 +32,7 @@ __all__ = [
     "Job",
     "ProviderDayStats",
     "Record",
+    "RequestWarning",
     "VariantDayStats",
     "error_from_dict",
 ]
@@ -38,6 +40,37 @@ __all__ = [
 AttemptOutcome = Literal["success", "error", "cancelled", "skipped"]
 JobStatus = Literal["pending", "running", "succeeded", "failed"]
 RecordStatus = Literal["running", "succeeded", "failed"]
+
+
+@attrs.frozen
+class RequestWarning:
+    """A request field the image was not made exactly as asked for.
+
+    Args:
+        field: The :class:`ImageRequest` field (``"width"``, ``"seed"``,
+            ``"output_format"``...).
+        message: What was done instead, in words (``"1000 was rounded to 1024"``).
+        provider: The provider that served the image; a provider building its own
+            warnings leaves it None and the generator fills it in.
+    """
+
+    field: str
+    message: str
+    provider: str | None = None
+
+    def __str__(self) -> str:
+        by = f" ({self.provider})" if self.provider else ""
+        return f"{self.field}: {self.message}{by}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"field": self.field, "message": self.message, "provider": self.provider}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestWarning:
+        """Rebuild a warning stored with :meth:`to_dict`."""
+        provider = data.get("provider")
+        return cls(str(data["field"]), str(data["message"]), str(provider) if provider else None)
 
 
 @attrs.frozen(kw_only=True)
@@ -89,7 +122,9 @@ class ImageResult:
     ``url`` and ``key`` say where it is stored; without storage they are None and the
     bytes are in ``data`` (a hotlinked stock photo keeps its hotlink ``url``).
     ``is_default`` marks the fallback image, and ``attempts`` then says why each
-    provider failed.
+    provider failed. ``width`` and ``height`` are the stored image's own pixel size
+    (read from its header, not the vendor's claim); ``warnings`` lists every request
+    field the image was not made exactly as asked for (empty: served as asked).
     """
 
     id: str
@@ -108,6 +143,7 @@ class ImageResult:
     attribution: str | None = None
     created_at: dt.datetime
     variant: str | None = None
+    warnings: tuple[RequestWarning, ...] = ()
     data: bytes | None = attrs.field(
         default=None, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
     )
@@ -131,6 +167,7 @@ class ImageResult:
             "attribution": self.attribution,
             "created_at": self.created_at.isoformat(),
             "variant": self.variant,
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     @classmethod
@@ -153,6 +190,7 @@ class ImageResult:
             attribution=data.get("attribution"),
             created_at=dt.datetime.fromisoformat(data["created_at"]),
             variant=data.get("variant"),
+            warnings=tuple(RequestWarning.from_dict(w) for w in data.get("warnings", ())),
         )
 
 
@@ -217,6 +255,7 @@ class Record:
     is_default: bool = False
     variant: str | None = None
     deadline: dt.datetime | None = None
+    warnings: tuple[RequestWarning, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; times in ISO 8601."""
@@ -234,6 +273,7 @@ class Record:
             "is_default": self.is_default,
             "variant": self.variant,
             "deadline": self.deadline.isoformat() if self.deadline else None,
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     @classmethod
@@ -255,6 +295,7 @@ class Record:
             is_default=bool(data.get("is_default", False)),
             variant=data.get("variant"),
             deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
+            warnings=tuple(RequestWarning.from_dict(w) for w in data.get("warnings", ())),
         )
 
 
@@ -338,13 +379,10 @@ def error_from_dict(data: Mapping[str, Any]) -> ImageGenError:
     cls = BY_KIND.get(str(data.get("kind")), ImageGenError)
     message = str(data.get("message", ""))
     if issubclass(cls, ProviderError):
-        return cls(
-            message,
-            provider=data.get("provider"),
-            status=data.get("status"),
-            retry_after=data.get("retry_after"),
-            retryable=data.get("retryable"),
-        )
+        fields = {name: data.get(name) for name in ("provider", "status", "retry_after")}
+        if issubclass(cls, ContentRejected) and isinstance(data.get("reason"), str):
+            fields["reason"] = data["reason"]
+        return cls(message, retryable=data.get("retryable"), **fields)
     if issubclass(cls, InvalidRequest | InvalidConfig):
         return cls(message, field=str(data.get("field", "")))
     if issubclass(cls, AttemptsError):

@@ -6,6 +6,7 @@ import attrs
 
 from ._download import DownloadPolicy, fetch_image, inspect_image
 from ._image import dimensions
+from ._models import RequestWarning
 from ._request import ImageRequest
 from .providers import Provider, ProviderContext, ProviderImage
 
@@ -24,6 +25,7 @@ class Output:
     source_url: str | None = None
     attribution: str | None = None
     hotlink: str | None = None
+    warnings: tuple[RequestWarning, ...] = ()  # the provider's own, as it gave them
 
 
 async def call_provider(
@@ -70,4 +72,5 @@ async def call_provider(
         source_url=image.url,
         attribution=image.attribution,
         hotlink=image.url if image.hotlink else None,
+        warnings=image.warnings,
     )

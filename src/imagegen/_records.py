@@ -110,6 +110,7 @@ class Records:
             is_default=result.is_default if result else False,
             variant=gen.variant,
             deadline=gen.created_at + dt.timedelta(seconds=gen.deadline - gen.started),
+            warnings=result.warnings if result else (),
         )
         try:
             await self._tracker.save(record)

@@ -27,6 +27,11 @@ MAX_METADATA_BYTES = 2048
 FORMATS = ("png", "jpeg", "webp")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+#: A size drawn from an aspect ratio has exactly that ratio, sides that are multiples
+#: of 8, and about this many pixels (1 megapixel): 16:9 is 1408x792, 4:3 is 1184x888.
+ASPECT_AREA = 1024 * 1024
+MAX_ASPECT = 4.0  # 4:1 to 1:4
+MAX_ASPECT_TERM = 100  # "W:H" with W and H at most this (once reduced)
 
 
 def _is_int(value: object) -> bool:
@@ -111,6 +116,64 @@ def _validate_seed(_: object, attribute: attrs.Attribute[Any], value: object) ->
         raise InvalidRequest(f"seed must be between 0 and {MAX_SEED} (got {value})", field="seed")
 
 
+def parse_aspect_ratio(value: object) -> tuple[int, int] | None:
+    """``"W:H"`` as two positive integers, or None when it is not of that form."""
+    if not isinstance(value, str):
+        return None
+    left, sep, right = value.strip().partition(":")
+    if not sep or not left.isdigit() or not right.isdigit() or not left.isascii():
+        return None
+    w, h = int(left), int(right)
+    return (w, h) if w > 0 and h > 0 and right.isascii() else None
+
+
+def _reduced(ratio: tuple[int, int]) -> tuple[int, int]:
+    common = math.gcd(*ratio)
+    return ratio[0] // common, ratio[1] // common
+
+
+def size_for_ratio(ratio: tuple[int, int]) -> tuple[int, int]:
+    """The size closest to a megapixel with exactly the shape ``ratio`` asks for, in
+    sides that are multiples of ``SIDE_STEP`` (a reduced ratio's terms times 8, times
+    a whole scale)."""
+    w, h = _reduced(ratio)
+    unit = SIDE_STEP * SIDE_STEP * w * h
+    scale = max(1, round(math.sqrt(ASPECT_AREA / unit)))
+    return w * SIDE_STEP * scale, h * SIDE_STEP * scale
+
+
+def _side_default(index: int) -> Any:
+    """The default width (0) or height (1): from ``aspect_ratio`` when one is given."""
+
+    def default(request: ImageRequest) -> int:
+        ratio = parse_aspect_ratio(request.aspect_ratio)
+        return 1024 if ratio is None else size_for_ratio(ratio)[index]
+
+    return attrs.Factory(default, takes_self=True)
+
+
+def _validate_aspect(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    ratio = parse_aspect_ratio(value)
+    if ratio is None:
+        raise InvalidRequest(
+            f'aspect_ratio must be "W:H" with whole numbers, such as "16:9" (got {value!r})',
+            field=attribute.name,
+        )
+    if max(_reduced(ratio)) > MAX_ASPECT_TERM:
+        raise InvalidRequest(
+            f"aspect_ratio must be W:H with W and H at most {MAX_ASPECT_TERM} once reduced "
+            f"(got {value!r})",
+            field=attribute.name,
+        )
+    if not 1 / MAX_ASPECT <= ratio[0] / ratio[1] <= MAX_ASPECT:
+        raise InvalidRequest(
+            f"aspect_ratio must be between 1:{MAX_ASPECT:g} and {MAX_ASPECT:g}:1 (got {value!r})",
+            field=attribute.name,
+        )
+
+
 def _convert_format(value: object) -> object:
     if isinstance(value, str):
         value = value.strip().lower()
@@ -185,6 +248,11 @@ class ImageRequest:
         prompt: 1 to 4000 characters after trimming; newline and tab allowed, other
             control characters refused.
         negative_prompt: What to avoid, for providers that take it; same rules.
+        aspect_ratio: ``"W:H"`` (``"16:9"``), 1:4 to 4:1, instead of ``width`` and
+            ``height``: the size becomes about a megapixel of that shape (16:9 is
+            1408x792, exactly 16:9), and providers that take a ratio get the ratio
+            itself. Giving
+            both it and a width or height that differs is refused.
         width: Pixels, 64 to 4096, a multiple of 8.
         height: Pixels, 64 to 4096, a multiple of 8.
         seed: 0 to 2**32-1, or None for the provider's choice.
@@ -197,8 +265,12 @@ class ImageRequest:
     negative_prompt: str | None = attrs.field(
         default=None, converter=_strip_optional, validator=_validate_negative
     )
-    width: int = attrs.field(default=1024, validator=_validate_side)
-    height: int = attrs.field(default=1024, validator=_validate_side)
+    # Before width and height: their defaults are read from it.
+    aspect_ratio: str | None = attrs.field(
+        default=None, converter=_strip_optional, validator=_validate_aspect
+    )
+    width: int = attrs.field(default=_side_default(0), validator=_validate_side)
+    height: int = attrs.field(default=_side_default(1), validator=_validate_side)
     seed: int | None = attrs.field(default=None, validator=_validate_seed)
     output_format: str = attrs.field(
         default="png", converter=_convert_format, validator=_validate_format
@@ -209,6 +281,15 @@ class ImageRequest:
     provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(
         factory=dict, converter=_freeze_options, validator=_validate_options
     )
+
+    def __attrs_post_init__(self) -> None:
+        ratio = parse_aspect_ratio(self.aspect_ratio)
+        if ratio is not None and (self.width, self.height) != size_for_ratio(ratio):
+            raise InvalidRequest(
+                "aspect_ratio is exclusive with width and height: give the ratio, or the "
+                f"size (got aspect_ratio={self.aspect_ratio!r}, {self.width}x{self.height})",
+                field="aspect_ratio",
+            )
 
     @property
     def content_type(self) -> str:
@@ -222,7 +303,7 @@ class ImageRequest:
     def summary(self) -> dict[str, Any]:
         """What a record keeps of the request: sizes, format, seed and a prompt preview."""
         preview = self.prompt if len(self.prompt) <= 200 else self.prompt[:199] + "…"
-        return {
+        summary: dict[str, Any] = {
             "prompt": preview,
             "width": self.width,
             "height": self.height,
@@ -230,6 +311,9 @@ class ImageRequest:
             "output_format": self.output_format,
             "metadata": dict(self.metadata),
         }
+        if self.aspect_ratio is not None:
+            summary["aspect_ratio"] = self.aspect_ratio
+        return summary
 
 
 _REQUEST_FIELDS = frozenset(a.name for a in attrs.fields(ImageRequest))

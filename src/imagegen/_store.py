@@ -17,6 +17,7 @@ from ._image import extension_for
 from ._models import ImageResult
 from ._output import Output
 from ._runtime import Runtime
+from ._warnings import request_warnings
 from .storage import Storage, StoredObject
 
 __all__ = ["store"]
@@ -98,6 +99,7 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         attribution=output.attribution,
         created_at=gen.created_at,
         variant=gen.variant,
+        warnings=request_warnings(gen.request, output),
         data=data if storage is None else None,
     )
     gen.result = result

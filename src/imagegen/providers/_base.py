@@ -11,6 +11,7 @@ import anyio
 import attrs
 
 from .._clock import Clock, SystemClock
+from .._models import RequestWarning
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +63,10 @@ class ProviderImage:
             (stock photos whose terms require hotlinking).
         headers: Sent when downloading ``url`` (an auth header the vendor's file
             host wants); dropped if a redirect leaves that host. Never shown in repr.
+        warnings: The request fields this vendor could not honour as asked (a seed
+            it takes none of, a size it rounded), as :class:`~imagegen.RequestWarning`
+            values; the generator adds the provider's name and its own checks of the
+            image (pixel size, format), and they reach ``ImageResult.warnings``.
     """
 
     data: bytes | None = attrs.field(default=None, repr=False, validator=_one_source)
@@ -75,6 +80,7 @@ class ProviderImage:
     handle: object = None
     hotlink: bool = False
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    warnings: tuple[RequestWarning, ...] = attrs.field(default=(), converter=tuple)
 
 
 class WebhookInbox(Protocol):

@@ -20,8 +20,10 @@ import math
 from collections.abc import Iterator
 
 from .._image import encode_png
-from .._models import ImageRequest
+from .._models import ImageRequest, RequestWarning
 from ._base import Provider, ProviderContext, ProviderImage
+
+_WHO = "the offline placeholder"  # how its warnings name it
 
 __all__ = ["Placeholder", "render_placeholder"]
 
@@ -135,10 +137,16 @@ class Placeholder(Provider):
 
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)
+        warnings = []
+        if request.negative_prompt is not None:
+            warnings.append(RequestWarning("negative_prompt", f"{_WHO} ignores it"))
+        if request.output_format != "png":
+            warnings.append(RequestWarning("output_format", f"{_WHO} draws PNG only"))
         return ProviderImage(
             data=data,
             content_type="image/png",
             width=request.width,
             height=request.height,
             seed=request.seed,
+            warnings=warnings,
         )
