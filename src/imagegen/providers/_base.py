@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import anyio
@@ -37,6 +37,10 @@ WEBHOOK_POLL_CAP = 15.0
 #: How long a callback token outlives the deadline by default: the window in which the
 #: vendor retries a delivery (fal retries a failed one 10 times within two hours).
 WEBHOOK_RETRY_WINDOW = 2 * 3600.0
+
+
+def _as_tuple(warnings: Iterable[RequestWarning]) -> tuple[RequestWarning, ...]:
+    return tuple(warnings)
 
 
 def _one_source(instance: ProviderImage, _: attrs.Attribute[Any], __: object) -> None:
@@ -80,7 +84,7 @@ class ProviderImage:
     handle: object = None
     hotlink: bool = False
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-    warnings: tuple[RequestWarning, ...] = attrs.field(default=(), converter=tuple)
+    warnings: tuple[RequestWarning, ...] = attrs.field(default=(), converter=_as_tuple)
 
 
 class WebhookInbox(Protocol):

@@ -137,7 +137,7 @@ class Placeholder(Provider):
 
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)
-        warnings = []
+        warnings: list[RequestWarning] = []
         if request.negative_prompt is not None:
             warnings.append(RequestWarning("negative_prompt", f"{_WHO} ignores it"))
         if request.output_format != "png":
