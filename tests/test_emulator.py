@@ -31,6 +31,7 @@ from imagegen import (
     AllProvidersFailed,
     ContentRejected,
     DownloadPolicy,
+    Fal,
     Fallback,
     ImageGenerator,
     ImageRequest,
@@ -554,3 +555,70 @@ class TestControl:
         assert cpu > 0
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # the child is gone (and reaped)
+
+
+class LoopbackOnly(httpx.AsyncBaseTransport):
+    """httpx's transport, for 127.0.0.1 only: a request to any other host fails the test."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hosts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.hosts.append(request.url.host)
+        if request.url.host != "127.0.0.1":
+            raise AssertionError(f"a request left loopback, for {request.url.host}")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class TestFalPlatform:
+    """fal's Platform API pricing lookup, which Fal.check() asks, beside the fal instance."""
+
+    async def test_check_is_answered_by_the_emulator(self, emu: Emulator) -> None:
+        """Fal(base_url=<emulator>).check() passes with a fal-shaped key and raises
+        ProviderAuthError for a malformed one, without a request leaving 127.0.0.1."""
+        transport = LoopbackOnly()
+        async with httpx.AsyncClient(transport=transport) as http:
+            ctx = ProviderContext(deadline=anyio.current_time() + 5, http_factory=lambda: http)
+            await Fal(key="emulator:secret-key", base_url=emu.base_url("fal")).check(ctx)
+            with pytest.raises(ProviderAuthError) as info:
+                await Fal(key="not-a-fal-key", base_url=emu.base_url("fal")).check(ctx)
+        assert "not-a-fal-key" not in str(info.value)
+        assert transport.hosts == ["127.0.0.1", "127.0.0.1"]
+        assert emu.stats("fal").requests == 2
+
+    async def test_generator_checks_every_instance(self, emu: Emulator) -> None:
+        """check_providers() is ok for all four APIs, on loopback only."""
+        transport = LoopbackOnly()
+        async with httpx.AsyncClient(transport=transport) as http:
+            apis = ("replicate", "fal", "openai", "unsplash")
+            async with generator(*(emu.provider(api) for api in apis), http=http) as gen:
+                assert await gen.check_providers() == dict.fromkeys(apis, "ok")
+        assert set(transport.hosts) == {"127.0.0.1"}
+
+    async def test_pricing_route(self, emu: Emulator) -> None:
+        """GET /v1/models/pricing: fal's documented shape; 401 without a key or with a key
+        that is not id:secret; 422 without endpoint_id."""
+        url = f"{emu.origin}/fal/v1/models/pricing"
+        key = {"Authorization": "Key emulator:secret-key"}
+        async with httpx.AsyncClient() as http:
+            priced = await http.get(url, params={"endpoint_id": "a/b,c/d"}, headers=key)
+            keyless = await http.get(url, params={"endpoint_id": "a/b"})
+            malformed = await http.get(
+                url, params={"endpoint_id": "a/b"}, headers={"Authorization": "Key nocolon"}
+            )
+            bearer = await http.get(
+                url, params={"endpoint_id": "a/b"}, headers={"Authorization": "Bearer x:y"}
+            )
+            unnamed = await http.get(url, headers=key)
+        assert priced.status_code == 200
+        body = priced.json()
+        assert [p["endpoint_id"] for p in body["prices"]] == ["a/b", "c/d"]
+        assert set(body["prices"][0]) == {"endpoint_id", "unit_price", "unit", "currency"}
+        assert (body["next_cursor"], body["has_more"]) == (None, False)
+        assert [r.status_code for r in (keyless, malformed, bearer)] == [401, 401, 401]
+        assert "detail" in malformed.json()
+        assert unnamed.status_code == 422

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 
 from imagegen import (
     DEFAULT,
+    DownloadPolicy,
     Fal,
     Fallback,
     Hedge,
@@ -214,6 +216,85 @@ class TestSettings:
         assert storage.url_for("images/a.png") == "https://img.example.com/images/a.png"
         assert "shh-secret" not in repr(storage)
 
+    def test_s3_endpoint_replaces_the_account(self, environ: dict[str, str]) -> None:
+        """IMAGEGEN_S3_ENDPOINT_URL names the endpoint: no account id needed (none used),
+        region us-east-1 unless IMAGEGEN_S3_REGION says otherwise."""
+        s3 = {
+            **environ,
+            "IMAGEGEN_R2_BUCKET": "my-images",
+            "IMAGEGEN_S3_ENDPOINT_URL": "http://127.0.0.1:9000/",
+            "AWS_ACCESS_KEY_ID": "AKIDTEST",
+            "AWS_SECRET_ACCESS_KEY": "shh-secret",
+        }
+        storage = ImageGenerator.from_env(s3).storage
+        assert isinstance(storage, R2Storage)
+        assert storage.client.meta.endpoint_url == "http://127.0.0.1:9000"
+        assert storage.client.meta.region_name == "us-east-1"
+        assert storage.url_for("images/a.png") == "http://127.0.0.1:9000/my-images/images/a.png"
+        other = ImageGenerator.from_env(
+            {**s3, "IMAGEGEN_S3_REGION": "eu-central-1", "R2_ACCOUNT_ID": "ignored"}
+        ).storage
+        assert isinstance(other, R2Storage)
+        assert other.client.meta.region_name == "eu-central-1"
+
+    @pytest.mark.parametrize(
+        ("extra", "field"),
+        [
+            ({"IMAGEGEN_S3_ENDPOINT_URL": "s3.example.com"}, "IMAGEGEN_S3_ENDPOINT_URL"),
+            ({"IMAGEGEN_S3_ENDPOINT_URL": "ftp://s3.example.com"}, "IMAGEGEN_S3_ENDPOINT_URL"),
+            ({"IMAGEGEN_S3_REGION": "eu central"}, "IMAGEGEN_S3_REGION"),
+            ({"R2_ACCOUNT_ID": "not-hex"}, "R2_ACCOUNT_ID"),
+            ({"IMAGEGEN_R2_SECRET_ACCESS_KEY": "  "}, "IMAGEGEN_R2_SECRET_ACCESS_KEY"),
+        ],
+    )
+    def test_refused_storage_settings_name_the_variable(
+        self, environ: dict[str, str], extra: dict[str, str], field: str
+    ) -> None:
+        """A bad endpoint, region, account id or key is refused under the variable that held it."""
+        base = {
+            **environ,
+            "IMAGEGEN_R2_BUCKET": "images",
+            "R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+            "IMAGEGEN_R2_ACCESS_KEY_ID": "AKID",
+            "IMAGEGEN_R2_SECRET_ACCESS_KEY": "shh-secret",
+        }
+        if "IMAGEGEN_S3_ENDPOINT_URL" in extra:
+            del base["R2_ACCOUNT_ID"]
+        with pytest.raises(InvalidConfig, match=f"^{field}: ") as info:
+            ImageGenerator.from_env({**base, **extra})
+        assert info.value.field == field
+        assert "shh-secret" not in str(info.value)
+
+    def test_storage_refusals_of_no_variable_pass_unchanged(
+        self, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An error no variable caused (boto3 missing) keeps its own field."""
+        monkeypatch.setitem(sys.modules, "boto3", None)
+        monkeypatch.setitem(sys.modules, "boto3.session", None)
+        with pytest.raises(InvalidConfig) as info:
+            ImageGenerator.from_env(
+                {
+                    **environ,
+                    "IMAGEGEN_R2_BUCKET": "images",
+                    "IMAGEGEN_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+                    "AWS_ACCESS_KEY_ID": "AKID",
+                    "AWS_SECRET_ACCESS_KEY": "shh-secret",
+                }
+            )
+        assert info.value.field == "boto3"
+
+    def test_s3_endpoint_without_keys(self, environ: dict[str, str]) -> None:
+        """With an endpoint and no keys, the missing key is named (not the account id)."""
+        with pytest.raises(InvalidConfig) as info:
+            ImageGenerator.from_env(
+                {
+                    **environ,
+                    "IMAGEGEN_R2_BUCKET": "images",
+                    "IMAGEGEN_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+                }
+            )
+        assert info.value.field == "IMAGEGEN_R2_ACCESS_KEY_ID"
+
     def test_r2_bucket_without_credentials(self, environ: dict[str, str]) -> None:
         """A bucket without an account id is refused, naming the missing variable."""
         with pytest.raises(InvalidConfig) as info:
@@ -308,6 +389,109 @@ class TestSettings:
         )
         assert isinstance(openai, OpenAIImages)
         assert (openai.model, openai.base_url) == ("dall-e-3", "https://gateway.example.com/v1")
+
+    def test_base_urls_from_the_environment(self, environ: dict[str, str]) -> None:
+        """Each hosted provider's base URL has a variable; fal's queue and Platform API
+        follow IMAGEGEN_FAL_BASE_URL unless their own variables are set."""
+        keys = {
+            "REPLICATE_API_TOKEN": "r8_x",
+            "FAL_KEY": "id:secret",
+            "OPENAI_API_KEY": "sk",
+            "UNSPLASH_ACCESS_KEY": "u",
+        }
+        gen = ImageGenerator.from_env(
+            {
+                **environ,
+                **keys,
+                "IMAGEGEN_REPLICATE_BASE_URL": "http://127.0.0.1:8765/replicate/v1",
+                "IMAGEGEN_FAL_BASE_URL": "http://127.0.0.1:8765/fal/run",
+                "OPENAI_BASE_URL": "http://127.0.0.1:8765/openai/v1",
+                "IMAGEGEN_UNSPLASH_BASE_URL": "http://127.0.0.1:8765/unsplash/",
+            }
+        )
+        fal = gen.providers[1]
+        assert isinstance(fal, Fal)
+        assert [getattr(p, "base_url", None) for p in gen.providers] == [
+            "http://127.0.0.1:8765/replicate/v1",
+            "http://127.0.0.1:8765/fal/run",
+            "http://127.0.0.1:8765/openai/v1",
+            "http://127.0.0.1:8765/unsplash",
+        ]
+        assert (fal.queue_url, fal.platform_url) == (
+            "http://127.0.0.1:8765/fal/queue",
+            "http://127.0.0.1:8765/fal/v1",
+        )
+        moved = ImageGenerator.from_env(
+            {
+                **environ,
+                "FAL_KEY": "id:secret",
+                "IMAGEGEN_FAL_BASE_URL": "https://gw.example/fal",
+                "IMAGEGEN_FAL_QUEUE_URL": "https://queue.gw.example",
+                "IMAGEGEN_FAL_PLATFORM_URL": "https://platform.gw.example/v1",
+            }
+        ).providers[0]
+        assert isinstance(moved, Fal)
+        assert (moved.base_url, moved.queue_url, moved.platform_url) == (
+            "https://gw.example/fal",
+            "https://queue.gw.example",
+            "https://platform.gw.example/v1",
+        )
+
+    @pytest.mark.parametrize(
+        ("key", "name"),
+        [
+            ("REPLICATE_API_TOKEN", "IMAGEGEN_REPLICATE_BASE_URL"),
+            ("FAL_KEY", "IMAGEGEN_FAL_BASE_URL"),
+            ("FAL_KEY", "IMAGEGEN_FAL_QUEUE_URL"),
+            ("FAL_KEY", "IMAGEGEN_FAL_PLATFORM_URL"),
+            ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+            ("UNSPLASH_ACCESS_KEY", "IMAGEGEN_UNSPLASH_BASE_URL"),
+        ],
+    )
+    def test_refused_base_urls_name_the_variable(
+        self, environ: dict[str, str], key: str, name: str
+    ) -> None:
+        """A base URL that is not an http(s) URL is InvalidConfig naming its variable."""
+        with pytest.raises(InvalidConfig, match=f"^{name}: .*must be an http") as info:
+            ImageGenerator.from_env({**environ, key: "id:secret-value", name: "gw.example/v1"})
+        assert info.value.field == name
+        assert "secret-value" not in str(info.value)
+
+    def test_other_refused_provider_settings_name_the_variable(
+        self, environ: dict[str, str]
+    ) -> None:
+        """Any provider setting read from a variable is refused under the variable's name."""
+        with pytest.raises(InvalidConfig) as info:
+            ImageGenerator.from_env({**environ, "FAL_KEY": "k", "IMAGEGEN_FAL_APP": "flux"})
+        assert info.value.field == "IMAGEGEN_FAL_APP"
+
+    @pytest.mark.parametrize(
+        ("value", "allow_http", "allow_private"),
+        [
+            ("", False, False),
+            ("http", True, False),
+            ("private", False, True),
+            ("http,private", True, True),
+            (" Private , HTTP ,", True, True),
+        ],
+    )
+    def test_download_allow(
+        self, environ: dict[str, str], value: str, allow_http: bool, allow_private: bool
+    ) -> None:
+        """IMAGEGEN_DOWNLOAD_ALLOW turns on plain http and private networks for downloads;
+        the other limits keep their defaults."""
+        download = ImageGenerator.from_env({**environ, "IMAGEGEN_DOWNLOAD_ALLOW": value}).download
+        assert (download.allow_http, download.allow_private_networks) == (allow_http, allow_private)
+        assert (download.max_bytes, download.max_pixels) == (
+            DownloadPolicy().max_bytes,
+            DownloadPolicy().max_pixels,
+        )
+
+    @pytest.mark.parametrize("value", ["1", "yes", "http,metadata", "http;private"])
+    def test_download_allow_refused(self, environ: dict[str, str], value: str) -> None:
+        """Anything but http and private is refused, naming the variable and the words."""
+        with pytest.raises(InvalidConfig, match="IMAGEGEN_DOWNLOAD_ALLOW must be http, private"):
+            ImageGenerator.from_env({**environ, "IMAGEGEN_DOWNLOAD_ALLOW": value})
 
     def test_no_warning_without_keys(
         self, environ: dict[str, str], caplog: pytest.LogCaptureFixture

@@ -35,7 +35,8 @@ class _EmulatorBase:
         """What to pass as ``base_url=`` to the instance's imagegen provider.
 
         Replicate and OpenAI: ``{origin}/{name}/v1``; fal: ``{origin}/{name}/run`` (its
-        queue is :meth:`queue_url`); Unsplash: ``{origin}/{name}``.
+        queue is :meth:`queue_url`, its Platform API ``{origin}/{name}/v1``: where ``Fal``
+        looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``.
         """
         api = self._profiles[name].api
         root = f"{self.origin}/{name}"

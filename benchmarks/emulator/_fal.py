@@ -1,4 +1,5 @@
-"""fal's API: the sync run host, and the queue (submit, status, result, cancel)."""
+"""fal's API: the sync run host, the queue (submit, status, result, cancel), and the
+Platform API's pricing lookup (what ``Fal.check()`` asks)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import anyio
 import attrs
 
 from ._errors import _error
-from ._http import _Handler, _json, _now_iso, _Outcome, _Reply, _Request
+from ._http import _done, _Handler, _json, _now_iso, _Outcome, _Reply, _Request
 from ._images import _TYPES
 from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Fault
@@ -21,11 +22,13 @@ class _Refused:
 
 
 class _FalRoutes(_Routes):
-    """fal's routes, under ``/{instance}/run`` and ``/{instance}/queue``."""
+    """fal's routes, under ``/{instance}/run``, ``/{instance}/queue`` and ``/{instance}/v1``."""
 
     def _route_fal(
         self, inst: _Instance, request: _Request, rest: list[str]
     ) -> tuple[_Handler, bool] | None:
+        if rest == ["v1", "models", "pricing"] and request.method == "GET":
+            return (lambda: _done(_fal_pricing(request))), False
         if len(rest) >= 3 and rest[0] == "run" and request.method == "POST":
             return (lambda: self._fal_sync(inst, request, "/".join(rest[1:]))), True
         if len(rest) < 3 or rest[0] != "queue":
@@ -188,3 +191,24 @@ class _FalRoutes(_Routes):
         job.cancelled = True
         inst.counts["cancelled_running"] += 1
         return _json(202, {"status": "CANCELLATION_REQUESTED"})
+
+
+def _fal_pricing(request: _Request) -> _Reply:
+    """``GET /v1/models/pricing?endpoint_id=a,b``: one price per endpoint id, in fal's shape.
+
+    Like every route it wants fal's ``Key`` scheme; it also checks the key's shape,
+    ``id:secret`` (fal's keys all have it), and refuses any other with fal's 401, so
+    ``Fal.check()`` can fail here. The price is a nominal one.
+    """
+    key = request.headers.get("authorization", "").removeprefix("Key ")
+    key_id, colon, secret = key.partition(":")
+    if not (key_id.strip() and colon and secret.strip()):
+        return _error("fal", 401, "Invalid Key Authorization header format")
+    ids = [i.strip() for i in request.query.get("endpoint_id", "").split(",") if i.strip()]
+    if not ids:
+        detail = [{"loc": ["query", "endpoint_id"], "msg": "field required",
+                   "type": "value_error.missing"}]  # fmt: skip
+        return _json(422, {"detail": detail})
+    prices = [{"endpoint_id": i, "unit_price": 0.003, "unit": "megapixels", "currency": "USD"}
+              for i in ids]  # fmt: skip
+    return _json(200, {"prices": prices, "next_cursor": None, "has_more": False})

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import NAMESPACE_RULE
+from ._download import DownloadPolicy
 from ._errors import InvalidConfig
 from ._settings import selection_from_name
 from .providers import BUILT_IN, Placeholder, Provider
@@ -18,6 +19,9 @@ from .storage import LocalStorage, R2Storage, Storage, r2_client
 __all__ = ["settings_from_env"]
 
 logger = logging.getLogger("imagegen")
+
+#: The words of IMAGEGEN_DOWNLOAD_ALLOW, and the DownloadPolicy field each turns on.
+_DOWNLOAD_ALLOW = {"http": "allow_http", "private": "allow_private_networks"}
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -45,6 +49,18 @@ def _max_in_flight(environ: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _download(environ: Mapping[str, str]) -> DownloadPolicy | None:
+    """The DownloadPolicy IMAGEGEN_DOWNLOAD_ALLOW asks for; None when it is unset or empty."""
+    name = "IMAGEGEN_DOWNLOAD_ALLOW"
+    raw = environ.get(name) or ""
+    words = {word.strip().lower() for word in raw.split(",")} - {""}
+    if words - _DOWNLOAD_ALLOW.keys():
+        raise InvalidConfig(
+            f"{name} must be http, private or both, comma-separated (got {raw!r})", field=name
+        )
+    return DownloadPolicy(**{_DOWNLOAD_ALLOW[w]: True for w in words}) if words else None
+
+
 def _providers(environ: Mapping[str, str]) -> list[Provider]:
     """One hosted provider per key found, in the order of ``BUILT_IN`` (AI first, stock last)."""
     return [p for vendor in BUILT_IN if (p := vendor.from_env(environ)) is not None]
@@ -52,6 +68,11 @@ def _providers(environ: Mapping[str, str]) -> list[Provider]:
 
 def _first(environ: Mapping[str, str], *names: str) -> str | None:
     return next((environ[name] for name in names if environ.get(name)), None)
+
+
+def _first_named(environ: Mapping[str, str], *names: str) -> tuple[str, str] | None:
+    """The first of ``names`` that is set (not empty), and its value."""
+    return next(((name, environ[name]) for name in names if environ.get(name)), None)
 
 
 def _state(environ: Mapping[str, str], data_dir: Path) -> StateBackend:
@@ -66,36 +87,59 @@ def _state(environ: Mapping[str, str], data_dir: Path) -> StateBackend:
 
 
 def _storage(environ: Mapping[str, str], data_dir: Path) -> Storage:
-    """R2Storage when an R2 bucket is named, else LocalStorage under the data directory."""
+    """R2Storage when a bucket is named, else LocalStorage under the data directory.
+
+    The bucket is on R2 (the account id names the endpoint), or on the S3-compatible
+    endpoint IMAGEGEN_S3_ENDPOINT_URL names (then no account id is needed, nor used).
+    """
     public = environ.get("IMAGEGEN_PUBLIC_BASE_URL") or None
     bucket = _first(environ, "IMAGEGEN_R2_BUCKET", "R2_BUCKET")
     if bucket is None:
         return LocalStorage(data_dir / "images", base_url=public)
-    settings = {
-        "account": ("IMAGEGEN_R2_ACCOUNT_ID", "R2_ACCOUNT_ID"),
-        "key_id": ("IMAGEGEN_R2_ACCESS_KEY_ID", "R2_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-        "secret": (
+    endpoint = _first_named(environ, "IMAGEGEN_S3_ENDPOINT_URL")
+    region = _first_named(environ, "IMAGEGEN_S3_REGION")
+    settings: dict[str, tuple[str, ...]] = {
+        "access_key_id": ("IMAGEGEN_R2_ACCESS_KEY_ID", "R2_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        "secret_access_key": (
             "IMAGEGEN_R2_SECRET_ACCESS_KEY",
             "R2_SECRET_ACCESS_KEY",
             "AWS_SECRET_ACCESS_KEY",
         ),
     }
-    found: dict[str, str] = {}
+    if endpoint is None:
+        settings = {"account_id": ("IMAGEGEN_R2_ACCOUNT_ID", "R2_ACCOUNT_ID"), **settings}
+    found: dict[str, tuple[str, str]] = {}  # r2_client's argument -> (variable, value)
     for what, names in settings.items():
-        value = _first(environ, *names)
-        if value is None:
+        named = _first_named(environ, *names)
+        if named is None:
             raise InvalidConfig(
-                f"an R2 bucket is named, but {names[0]} (or {', '.join(names[1:])}) is not set",
+                f"a bucket is named, but {names[0]} (or {', '.join(names[1:])}) is not set",
                 field=names[0],
             )
-        found[what] = value
+        found[what] = named
+    optional = {"endpoint_url": endpoint, "region": region}
+    found.update({what: named for what, named in optional.items() if named is not None})
     expires = environ.get("IMAGEGEN_R2_PRESIGN_EXPIRES")
     presign = int(_float(environ, "IMAGEGEN_R2_PRESIGN_EXPIRES", 1)) if expires else None
+
+    def value(what: str) -> str | None:
+        return found[what][1] if what in found else None
+
+    try:
+        client = r2_client(
+            value("account_id"),
+            found["access_key_id"][1],
+            found["secret_access_key"][1],
+            endpoint_url=value("endpoint_url"),
+            region=value("region"),
+        )
+    except InvalidConfig as exc:
+        if exc.field not in found:
+            raise
+        variable = found[exc.field][0]
+        raise InvalidConfig(f"{variable}: {exc}", field=variable) from None
     return R2Storage(
-        client=r2_client(found["account"], found["key_id"], found["secret"]),
-        bucket_name=bucket,
-        public_base_url=public,
-        presign_expires=presign,
+        client=client, bucket_name=bucket, public_base_url=public, presign_expires=presign
     )
 
 
@@ -129,4 +173,7 @@ def settings_from_env(
     }
     if (environ.get("IMAGEGEN_DEFAULT_IMAGE") or "").strip().lower() == "none":
         kwargs["default_image"] = None
+    download = _download(environ)
+    if download is not None:
+        kwargs["download"] = download
     return kwargs, [state]

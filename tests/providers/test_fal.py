@@ -156,7 +156,9 @@ class TestConstruction:
             ({"app": None}, "app"),
             ({"base_url": "ftp://fal.run"}, "base_url"),
             ({"queue_url": "queue.fal.run"}, "queue_url"),
-            ({"queue_url": None}, "queue_url"),
+            ({"queue_url": ""}, "queue_url"),
+            ({"platform_url": "api.fal.ai/v1"}, "platform_url"),
+            ({"platform_url": ""}, "platform_url"),
             ({"webhook_url": "example.com/hook"}, "webhook_url"),
             ({"queue": "yes"}, "queue"),
             ({"queue_threshold": -1}, "queue_threshold"),
@@ -852,6 +854,78 @@ class TestCheck:
             ).respond(200, json={})
             await fal.check(ctx)
         assert route.called
+
+
+GATEWAY = "https://gw.example/fal"
+
+
+@pytest.mark.anyio
+class TestGateways:
+    """A base_url of one's own moves the queue and the Platform API beside it."""
+
+    @pytest.mark.parametrize(
+        ("base_url", "queue_url", "platform_url"),
+        [
+            ("https://fal.run", "https://queue.fal.run", "https://api.fal.ai/v1"),
+            ("https://FAL.run/", "https://queue.fal.run", "https://api.fal.ai/v1"),
+            (f"{GATEWAY}/run", f"{GATEWAY}/queue", f"{GATEWAY}/v1"),
+            (f"{GATEWAY}/run/", f"{GATEWAY}/queue", f"{GATEWAY}/v1"),
+            (GATEWAY, f"{GATEWAY}/queue", f"{GATEWAY}/v1"),
+            ("http://127.0.0.1:8765", "http://127.0.0.1:8765/queue", "http://127.0.0.1:8765/v1"),
+            ("https://gw.example/rerun", "https://gw.example/rerun/queue", "https://gw.example/rerun/v1"),
+        ],
+    )  # fmt: skip
+    def test_hosts_follow_base_url(self, base_url: str, queue_url: str, platform_url: str) -> None:
+        """fal's own base_url keeps fal's hosts; any other puts them beside it."""
+        fal = Fal(key=KEY, base_url=base_url)
+        assert (fal.queue_url, fal.platform_url) == (queue_url, platform_url)
+
+    def test_given_hosts_win(self) -> None:
+        """queue_url and platform_url, when given, are used as they are."""
+        fal = Fal(
+            key=KEY,
+            base_url=f"{GATEWAY}/run",
+            queue_url="https://q.example/",
+            platform_url="https://p.example/v1/",
+        )
+        assert (fal.queue_url, fal.platform_url) == ("https://q.example", "https://p.example/v1")
+
+    async def test_check_asks_the_gateway(self, clock: FakeClock) -> None:
+        """With a gateway's base_url, check() never asks api.fal.ai (unmocked: it would raise)."""
+        async with session(clock) as (mock, ctx, _):
+            route = mock.get(f"{GATEWAY}/v1/models/pricing").respond(200, json={"prices": []})
+            await Fal(key=KEY, base_url=f"{GATEWAY}/run").check(ctx)
+        assert route.calls.last.request.url.params["endpoint_id"] == "fal-ai/flux/schnell"
+        assert route.calls.last.request.headers["authorization"] == f"Key {KEY}"
+
+    async def test_check_refused_by_the_gateway(self, clock: FakeClock) -> None:
+        """The gateway's 401 is a ProviderAuthError, as fal's would be."""
+        async with session(clock) as (mock, ctx, _):
+            mock.get(f"{GATEWAY}/v1/models/pricing").respond(401, json={"detail": "bad key"})
+            with pytest.raises(ProviderAuthError):
+                await Fal(key=KEY, base_url=f"{GATEWAY}/run").check(ctx)
+
+    async def test_queue_goes_to_the_gateway(self, clock: FakeClock) -> None:
+        """A queued request is submitted to, polled on and fetched from the gateway only."""
+        requests = f"{GATEWAY}/queue/fal-ai/flux/requests/{REQUEST_ID}"
+        submitted = {**SUBMITTED, "status_url": f"{requests}/status", "response_url": requests}
+        async with session(clock) as (mock, ctx, _):
+            submit = mock.post(f"{GATEWAY}/queue/fal-ai/flux/schnell").respond(200, json=submitted)
+            mock.get(f"{requests}/status").respond(200, json=COMPLETED)
+            mock.get(requests).respond(200, json=OUTPUT)
+            fal = Fal(key=KEY, base_url=f"{GATEWAY}/run", queue=True)
+            image = await fal.generate(ImageRequest(prompt="x"), ctx)
+        assert submit.called
+        assert image.url == OUTPUT["images"][0]["url"]
+
+    def test_credentials_in_the_hosts_are_hidden_in_logs(self) -> None:
+        """Passwords and query values of queue_url and platform_url are masked like the key."""
+        fal = Fal(
+            key=KEY,
+            queue_url="https://u:queue-secret@q.example",
+            platform_url="https://p.example/v1?token=platform-secret",
+        )
+        assert {"queue-secret", "platform-secret", KEY} <= set(fal.log_secrets())
 
 
 def cdn_output(url: str = CDN_URL) -> dict[str, Any]:

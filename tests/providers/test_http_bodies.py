@@ -257,10 +257,16 @@ class TestFromEnv:
         assert provider.name == "dummy"  # an empty variable is not set
 
     def test_bad_values_are_refused(self) -> None:
-        """A variable the constructor refuses raises InvalidConfig."""
-        with pytest.raises(InvalidConfig) as info:
+        """A variable the constructor refuses raises InvalidConfig naming the variable."""
+        with pytest.raises(InvalidConfig, match=r"^DUMMY_BASE_URL: .*base_url must be") as info:
             Dummy.from_env({"DUMMY_API_KEY": KEY, "DUMMY_BASE_URL": "ftp://x"})
-        assert info.value.field == "base_url"
+        assert info.value.field == "DUMMY_BASE_URL"
+
+    def test_other_refusals_pass_unchanged(self) -> None:
+        """An error about a keyword no variable set (here the key) is raised as it was."""
+        with pytest.raises(InvalidConfig) as info:
+            Dummy.from_env({"DUMMY_API_KEY": "   ", "DUMMY_BASE_URL": "https://gw.example"})
+        assert info.value.field == "token"
 
     def test_no_env_var_means_no_key(self) -> None:
         """A provider class without env_var is never built from the environment."""

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -565,6 +566,58 @@ class TestR2Client:
             r2_client(*args)
         assert info.value.field == field
         assert SECRET not in str(info.value)
+
+    def test_another_endpoint(self) -> None:
+        """endpoint_url replaces R2's endpoint (no account id then); region us-east-1 there,
+        or as given; the rest of the configuration is R2's."""
+        client = r2_client(None, "AKID", SECRET, endpoint_url="http://127.0.0.1:9000/")
+        assert client.meta.endpoint_url == "http://127.0.0.1:9000"
+        assert client.meta.region_name == "us-east-1"
+        assert client.meta.config.s3 == {"addressing_style": "path"}  # type: ignore[attr-defined]
+        other = r2_client(None, "AKID", SECRET, endpoint_url="https://s3.example", region="eu-1")
+        assert other.meta.region_name == "eu-1"
+        assert r2_client(ACCOUNT_ID, "AKID", SECRET, region="wnam").meta.region_name == "wnam"
+
+    @pytest.mark.parametrize(
+        ("account_id", "kwargs", "field"),
+        [
+            (None, {}, "account_id"),
+            (ACCOUNT_ID, {"endpoint_url": "https://s3.example"}, "endpoint_url"),
+            (None, {"endpoint_url": "s3.example"}, "endpoint_url"),
+            (None, {"endpoint_url": "ftp://s3.example"}, "endpoint_url"),
+            (None, {"endpoint_url": "https://"}, "endpoint_url"),
+            (None, {"endpoint_url": 9000}, "endpoint_url"),
+            (ACCOUNT_ID, {"region": ""}, "region"),
+            (ACCOUNT_ID, {"region": "eu central"}, "region"),
+            (ACCOUNT_ID, {"region": 1}, "region"),
+        ],
+    )
+    def test_bad_endpoints_and_regions(
+        self, account_id: str | None, kwargs: dict[str, Any], field: str
+    ) -> None:
+        """Exactly one of account_id and endpoint_url (an http(s) URL); a region without spaces."""
+        with pytest.raises(InvalidConfig) as info:
+            r2_client(account_id, "AKID", SECRET, **kwargs)
+        assert info.value.field == field
+        assert SECRET not in str(info.value)
+
+    @pytest.mark.anyio
+    async def test_from_env_on_an_s3_endpoint(
+        self, s3: Endpoint, bucket: str, tmp_path: Path
+    ) -> None:
+        """IMAGEGEN_S3_ENDPOINT_URL and the keys, with no account id, store a generation there."""
+        environ = {
+            "IMAGEGEN_DATA_DIR": str(tmp_path),
+            "IMAGEGEN_R2_BUCKET": bucket,
+            "IMAGEGEN_S3_ENDPOINT_URL": s3.url,
+            "IMAGEGEN_R2_ACCESS_KEY_ID": s3.access_key,
+            "IMAGEGEN_R2_SECRET_ACCESS_KEY": s3.secret_key,
+        }
+        async with ImageGenerator.from_env(environ) as gen:
+            result = await gen.generate("a red fox", width=64, height=64)
+        assert result.key is not None
+        assert result.url == f"{s3.url}/{bucket}/{result.key}"
+        assert result.key in keys_in(s3.client(region="us-east-1"), bucket)
 
     @pytest.mark.parametrize("size", [0, -1, True, 2.5])
     def test_bad_pool_size(self, size: Any) -> None:

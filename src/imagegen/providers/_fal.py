@@ -2,7 +2,8 @@
 
 Wire shapes follow fal's docs and official clients (``fal-ai/fal`` ``fal_client``,
 ``fal-ai/fal-js``). Webhook checks live in ``_fal_webhooks``, error shapes in
-``_fal_errors``; the queue's submit/poll loop is the shared one of ``_polling``.
+``_fal_errors``, hosts, sizes, keys and queue states in ``_fal_wire``; the queue's
+submit/poll loop is the shared one of ``_polling``.
 """
 
 from __future__ import annotations
@@ -17,51 +18,22 @@ import httpx
 
 from .._errors import ContentRejected, InvalidConfig, ProviderError
 from .._models import ImageRequest
+from .._webhooks import url_secrets
 from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._fal_errors import POLICY, classify_fal, infra_error, policy_violation
 from ._fal_webhooks import JWKS_URL, FalWebhooks
+from ._fal_wire import PLATFORM_URL, QUEUE_URL, RUN_URL, beside, image_size, key_in, progress
 from ._http import HTTPProvider
 from ._payloads import as_int, checked_url, decode_data_uri, is_number, mentions, same_origin
-from ._polling import (
-    DONE,
-    RUNNING,
-    PollSchedule,
-    Progress,
-    RemoteWork,
-    fetch_result,
-    submit_work,
-    wait_for_work,
-)
+from ._polling import PollSchedule, RemoteWork, fetch_result, submit_work, wait_for_work
 
 __all__ = ["Fal", "FalRequest", "image_size"]
-
-# fal's named sizes, from fal's "common model arguments" page
-# (docs.fal.ai/documentation/model-apis/model-arguments).
-_PRESETS: dict[tuple[int, int], str] = {
-    (1024, 1024): "square_hd",
-    (512, 512): "square",
-    (768, 1024): "portrait_4_3",
-    (576, 1024): "portrait_16_9",
-    (1024, 768): "landscape_4_3",
-    (1024, 576): "landscape_16_9",
-}
 
 _APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+$")
 _NAMESPACES = ("workflows", "comfy")  # app ids with one more leading segment
 # Statuses of a pricing lookup that say something about the key or the account; any
 # other 4xx means the key was accepted (see Fal.check).
 _KEY_STATUSES = (401, 402, 403, 408, 429)
-
-
-def image_size(width: int, height: int) -> str | dict[str, int]:
-    """fal's ``image_size`` for a size: the preset name on an exact match, else the pixels.
-
-    >>> image_size(1024, 768)
-    'landscape_4_3'
-    >>> image_size(640, 480)
-    {'width': 640, 'height': 480}
-    """
-    return _PRESETS.get((width, height)) or {"width": width, "height": height}
 
 
 @attrs.frozen
@@ -79,25 +51,6 @@ class FalRequest:
     status_url: str = attrs.field(repr=False)
     response_url: str = attrs.field(repr=False)
     cancel_url: str = attrs.field(repr=False)
-
-
-def _key_in(environ: Mapping[str, str]) -> str | None:
-    """``FAL_KEY``, else ``FAL_KEY_ID`` and ``FAL_KEY_SECRET`` joined with ``:``."""
-    key_id, secret = environ.get("FAL_KEY_ID"), environ.get("FAL_KEY_SECRET")
-    return environ.get("FAL_KEY") or (f"{key_id}:{secret}" if key_id and secret else None)
-
-
-def _progress(status: dict[str, Any]) -> Progress:
-    """What one answer of a queued request's status URL says."""
-    state = status.get("status")
-    if state == "COMPLETED":
-        return DONE
-    if state == "IN_QUEUE":
-        return Progress(note=f"queued at position {status.get('queue_position')}")
-    if state == "IN_PROGRESS":
-        return RUNNING
-    # Unknown states are tolerated, like fal's clients do, and polled again.
-    return Progress(note=f"reports status {state!r}")
 
 
 class Fal(HTTPProvider):
@@ -155,14 +108,24 @@ class Fal(HTTPProvider):
 
     **check().** ``GET {platform_url}/models/pricing?endpoint_id={app}`` on fal's
     Platform API (documented, authenticated, free; API-scope keys accepted).
-    Gateways that do not proxy ``api.fal.ai`` can set ``platform_url``.
+
+    **Gateways.** With fal's own ``base_url`` (host ``fal.run``) the queue is
+    ``https://queue.fal.run`` and the Platform API ``https://api.fal.ai/v1``. With
+    any other ``base_url`` (a gateway, the project's emulator), ``queue_url`` and
+    ``platform_url`` left unset follow it instead, so the key goes to no fal host
+    you did not name: ``base_url`` without a final ``/run`` segment, then
+    ``/queue`` and ``/v1`` (``http://127.0.0.1:8765/fal/run`` gives
+    ``http://127.0.0.1:8765/fal/queue`` and ``http://127.0.0.1:8765/fal/v1``;
+    ``https://gw.example/fal`` gives ``https://gw.example/fal/queue`` and
+    ``https://gw.example/fal/v1``). Pass them for any other layout.
 
     Args:
         key: The fal key (``id:secret``); default: ``FAL_KEY``, else
             ``FAL_KEY_ID`` and ``FAL_KEY_SECRET`` joined with ``:``.
         app: The fal app id, ``owner/alias[/path]``.
         base_url: The sync host.
-        queue_url: The queue host.
+        queue_url: The queue host; default: fal's, or beside a gateway's
+            ``base_url`` (see **Gateways**).
         queue: Always use the queue.
         queue_threshold: Seconds; with more left before the deadline, use the queue.
         webhook_url: Passed as ``fal_webhook`` on queued requests (else
@@ -171,6 +134,8 @@ class Fal(HTTPProvider):
             Ed25519 signature) or ``"token"`` (a per-request secret in the URL).
         jwks_url: Where fal publishes its webhook signing keys.
         poll_interval: First wait between status polls, seconds.
+        platform_url: The Platform API root ``check()`` asks; default: fal's, or
+            beside a gateway's ``base_url`` (see **Gateways**).
         name: Override the provider's name (``"fal"``).
         tier: Override the tier (0).
         timeout: Cap one call, seconds.
@@ -181,7 +146,7 @@ class Fal(HTTPProvider):
     """
 
     name = "fal"
-    default_base_url: ClassVar[str] = "https://fal.run"
+    default_base_url: ClassVar[str] = RUN_URL
     env_var: ClassVar[str | None] = "FAL_KEY"
     auth_scheme: ClassVar[str] = "Key"
     key_argument: ClassVar[str] = "key"
@@ -190,28 +155,33 @@ class Fal(HTTPProvider):
         "app": "IMAGEGEN_FAL_APP",
         "webhook_url": "IMAGEGEN_FAL_WEBHOOK_URL",
         "webhook_auth": "IMAGEGEN_FAL_WEBHOOK_AUTH",
+        "base_url": "IMAGEGEN_FAL_BASE_URL",
+        "queue_url": "IMAGEGEN_FAL_QUEUE_URL",
+        "platform_url": "IMAGEGEN_FAL_PLATFORM_URL",
     }
-    platform_url: str = "https://api.fal.ai/v1"
+    #: The Platform API root with fal's own ``base_url`` (a subclass may move it).
+    platform_url: str = PLATFORM_URL
 
     def __init__(
         self,
         *,
         key: str | None = None,
         app: str = "fal-ai/flux/schnell",
-        base_url: str = "https://fal.run",
-        queue_url: str = "https://queue.fal.run",
+        base_url: str = RUN_URL,
+        queue_url: str | None = None,
         queue: bool = False,
         queue_threshold: float = 20.0,
         webhook_url: str | None = None,
         webhook_auth: Literal["signature", "token"] = "signature",
         jwks_url: str = JWKS_URL,
         poll_interval: float = 0.5,
+        platform_url: str | None = None,
         name: str | None = None,
         tier: int | None = None,
         timeout: float | None = None,
     ) -> None:
         if key is None:  # HTTPProvider checks a given key
-            key = _key_in(os.environ)
+            key = key_in(os.environ)
         if not isinstance(app, str) or not _APP.match(app):
             raise InvalidConfig(
                 f"fal: app must look like 'owner/alias[/path]' (got {app!r})", field="app"
@@ -226,7 +196,13 @@ class Fal(HTTPProvider):
             raise InvalidConfig("fal: poll_interval must be seconds > 0", field="poll_interval")
         super().__init__(api_key=key, base_url=base_url, name=name, tier=tier, timeout=timeout)
         self.app = app
+        # Unset, the queue and the Platform API follow a gateway's base_url.
+        if queue_url is None:
+            queue_url = beside(self.base_url, "queue") or QUEUE_URL
         self.queue_url = checked_url(queue_url, "queue_url", "fal")
+        if platform_url is None:
+            platform_url = beside(self.base_url, "v1") or type(self).platform_url
+        self.platform_url = checked_url(platform_url, "platform_url", "fal")
         self.queue = queue
         self.queue_threshold = float(queue_threshold)
         self.webhook_url = (
@@ -238,7 +214,7 @@ class Fal(HTTPProvider):
     @classmethod
     def key_from_env(cls, environ: Mapping[str, str]) -> str | None:
         """``FAL_KEY``, else ``FAL_KEY_ID`` and ``FAL_KEY_SECRET`` joined with ``:``."""
-        return _key_in(environ)
+        return key_in(environ)
 
     @property
     def webhook_auth(self) -> Literal["signature", "token"]:
@@ -301,7 +277,7 @@ class Fal(HTTPProvider):
             id=handle.request_id,
             late=f"fal request {handle.request_id} was not done by the deadline",
             status=lambda: self._get(ctx, handle.status_url, params={"logs": "1"}),
-            read=_progress,
+            read=progress,
             result=lambda status: self._completed(ctx, handle, status),
             delivered=lambda delivery: self._delivered(ctx, handle, delivery),
         )
@@ -493,6 +469,11 @@ class Fal(HTTPProvider):
                 return
             raise
         ctx.logger.debug("fal: key accepted; pricing %s", response.text[:200])
+
+    def log_secrets(self) -> tuple[str, ...]:
+        """The key, and the credentials ``base_url``, ``queue_url`` and ``platform_url`` carry."""
+        hosts = (url_secrets(self.queue_url), url_secrets(self.platform_url))
+        return (*super().log_secrets(), *hosts[0], *hosts[1])
 
     def __repr__(self) -> str:
         key = "set" if self.has_key else "missing"

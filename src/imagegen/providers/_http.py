@@ -145,7 +145,8 @@ class HTTPProvider(Provider):
         constructor keyword it is listed under.
 
         Raises:
-            InvalidConfig: A variable holds a value the constructor refuses.
+            InvalidConfig: A variable holds a value the constructor refuses; the
+                message and ``field`` name the variable.
         """
         key = cls.key_from_env(environ)
         if key is None:
@@ -153,7 +154,13 @@ class HTTPProvider(Provider):
         settings: dict[str, Any] = {
             arg: environ[var] for arg, var in cls.env_settings.items() if environ.get(var)
         }
-        return cls(**{cls.key_argument: key, **settings})
+        try:
+            return cls(**{cls.key_argument: key, **settings})
+        except InvalidConfig as exc:
+            if exc.field not in settings:
+                raise
+            variable = cls.env_settings[exc.field]
+            raise InvalidConfig(f"{variable}: {exc}", field=variable) from None
 
     @property
     def has_key(self) -> bool:

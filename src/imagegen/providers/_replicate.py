@@ -140,6 +140,8 @@ class Replicate(HTTPProvider):
         "model": "IMAGEGEN_REPLICATE_MODEL",
         "webhook_url": "IMAGEGEN_REPLICATE_WEBHOOK_URL",
         "webhook_secret": "REPLICATE_WEBHOOK_SECRET",
+        # Not REPLICATE_BASE_URL: replicate-python reads that as the host without /v1.
+        "base_url": "IMAGEGEN_REPLICATE_BASE_URL",
     }
 
     def __init__(

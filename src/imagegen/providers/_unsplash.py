@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -200,6 +200,7 @@ class Unsplash(HTTPProvider):
     env_var: ClassVar[str | None] = "UNSPLASH_ACCESS_KEY"
     key_argument: ClassVar[str] = "access_key"
     auth_scheme: ClassVar[str] = "Client-ID"
+    env_settings: ClassVar[Mapping[str, str]] = {"base_url": "IMAGEGEN_UNSPLASH_BASE_URL"}
 
     def __init__(
         self,
@@ -247,12 +248,6 @@ class Unsplash(HTTPProvider):
         self._remaining: int | None = None
         self._seen_at = 0.0
         self._error_remaining: int | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self | None:
-        """Unsplash with the key in ``UNSPLASH_ACCESS_KEY``; None when it is not set."""
-        key = cls.key_from_env(environ)
-        return None if key is None else cls(access_key=key)
 
     @property
     def remaining(self) -> int | None:

@@ -1,5 +1,8 @@
 """``r2_client``: a boto3 S3 client configured the way Cloudflare R2 accepts.
 
+It also serves any other S3-compatible endpoint (MinIO, a local S3 emulator...):
+``endpoint_url=`` replaces the endpoint R2's account id names.
+
 boto3 is an optional extra: it is imported when the function is called, never at
 module level, so ``import imagegen`` works without it.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .._distribution import install_hint
 from .._errors import InvalidConfig
@@ -21,16 +25,20 @@ _ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def r2_client(
-    account_id: str,
+    account_id: str | None,
     access_key_id: str,
     secret_access_key: str,
     *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
     max_pool_connections: int = 16,
 ) -> S3Client:
-    """A boto3 S3 client that Cloudflare R2 accepts.
+    """A boto3 S3 client that Cloudflare R2 (or another S3-compatible service) accepts.
 
-    Endpoint ``https://<account_id>.r2.cloudflarestorage.com``, region ``auto``,
-    SigV4, path-style addressing, standard retries (``max_attempts=3``, which botocore
+    Endpoint ``https://<account_id>.r2.cloudflarestorage.com``, or ``endpoint_url``
+    (an http(s) URL, for a bucket elsewhere: then ``account_id`` is None), region
+    ``region`` (default: ``auto`` on R2, ``us-east-1`` on another endpoint), SigV4,
+    path-style addressing, standard retries (``max_attempts=3``, which botocore
     reads as three retries, four attempts in all, of transient errors: throttling, 5xx,
     connection errors) and a connection
     pool of ``max_pool_connections`` (keep it >= ``R2Storage(max_workers=...)``,
@@ -52,13 +60,17 @@ def r2_client(
     not needed, so they are left out there.
 
     Raises:
-        InvalidConfig: A malformed account id, an empty key, a bad pool size, or
-            boto3 not installed. Messages never contain the keys.
+        InvalidConfig: A malformed account id, both or neither of ``account_id`` and
+            ``endpoint_url``, an endpoint that is not an http(s) URL, an empty key or
+            region, a bad pool size, or boto3 not installed. Messages never contain
+            the keys.
     """
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
+    endpoint = _endpoint(account_id, endpoint_url)
+    if region is None:
+        region = "auto" if endpoint_url is None else "us-east-1"
+    elif not isinstance(region, str) or not region or any(c.isspace() for c in region):
         raise InvalidConfig(
-            "account_id must be the 32 hexadecimal digits of your Cloudflare account id",
-            field="account_id",
+            f"region must be a non-empty name without spaces (got {region!r})", field="region"
         )
     for field, value in (
         ("access_key_id", access_key_id),
@@ -92,9 +104,33 @@ def r2_client(
     session = boto3.session.Session()
     return session.client(
         "s3",
-        endpoint_url=f"https://{account_id.lower()}.r2.cloudflarestorage.com",
-        region_name="auto",
+        endpoint_url=endpoint,
+        region_name=region,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         config=Config(**options),
     )
+
+
+def _endpoint(account_id: str | None, endpoint_url: str | None) -> str:
+    """R2's endpoint for ``account_id``, or ``endpoint_url``: exactly one of them is given."""
+    if endpoint_url is not None:
+        if account_id is not None:
+            raise InvalidConfig(
+                "give account_id (R2) or endpoint_url (another S3 endpoint), not both",
+                field="endpoint_url",
+            )
+        parts = urlsplit(endpoint_url) if isinstance(endpoint_url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidConfig(
+                "endpoint_url must be an http(s) URL such as https://s3.example.com",
+                field="endpoint_url",
+            )
+        return endpoint_url.rstrip("/")
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
+        raise InvalidConfig(
+            "account_id must be the 32 hexadecimal digits of your Cloudflare account id "
+            "(or give endpoint_url= for another S3-compatible endpoint)",
+            field="account_id",
+        )
+    return f"https://{account_id.lower()}.r2.cloudflarestorage.com"
