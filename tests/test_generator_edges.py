@@ -434,10 +434,12 @@ class TestFailingParts:
     async def test_statistics_go_in_one_batch(self, clock: FakeClock) -> None:
         """A call's counters are one incr_many (one transaction or round trip)."""
         state = Batched()
-        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+        priced = instant("a", price_per_image=0.01)
+        gen = ImageGenerator(providers=[priced], state=state, clock=clock)
         await gen.generate("x")
         [batch] = state.batches
-        assert [key.rsplit(":", 1)[1] for key in batch] == ["requests", "success", "lt.0"]
+        counters = [key.rsplit(":", 1)[1] for key in batch]
+        assert counters == ["requests", "success", "lt.0", "cost.micros"]
         assert not any(":stats:" in key for key in state.single)
         [row] = await gen.stats()
         assert (row.requests, row.successes) == (1, 1)
@@ -445,10 +447,11 @@ class TestFailingParts:
     async def test_a_wrapped_incr_sees_every_counter(self, clock: FakeClock) -> None:
         """A subclass that overrides incr alone gets each counter through it."""
         state = Watched()
-        gen = ImageGenerator(providers=[instant("a")], state=state, clock=clock)
+        priced = instant("a", price_per_image=0.01)
+        gen = ImageGenerator(providers=[priced], state=state, clock=clock)
         await gen.generate("x")
         stats = [key.rsplit(":", 1)[1] for key in state.seen if ":stats:" in key]
-        assert stats == ["requests", "success", "lt.0"]
+        assert stats == ["requests", "success", "lt.0", "cost.micros"]
 
     async def test_final_record_failure_without_storage(self, clock: FakeClock) -> None:
         """Without storage, a refused final record still returns the image's bytes."""

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 from image_builders import png
 from imagegen import (
+    Fal,
     ImageGenerator,
     ImageRequest,
     ImageResult,
     MemoryState,
     MemoryStorage,
+    OpenAIImages,
     Placeholder,
     Record,
+    Replicate,
     RequestWarning,
+    Unsplash,
 )
 from imagegen.providers import Provider, ProviderContext, ProviderImage
 from imagegen.server import create_app
@@ -179,3 +184,19 @@ async def test_the_placeholder_ignores_a_negative_prompt_and_says_so(clock: Fake
     assert result.warnings == (
         RequestWarning("negative_prompt", "the offline placeholder ignores it", "placeholder"),
     )
+
+
+@pytest.mark.parametrize(
+    "cls", [OpenAIImages, Replicate, Fal, Unsplash, Placeholder], ids=lambda c: c.__name__
+)
+def test_unsupported_names_request_fields(cls: type[Provider]) -> None:
+    """Every field a built-in declares it cannot honour is a request field (no typo that
+    would silently never warn)."""
+    fields = {a.name for a in attrs.fields(ImageRequest)}
+    assert cls.unsupported
+    assert set(cls.unsupported) <= fields
+
+
+async def test_a_declared_field_left_unset_is_not_warned(clock: FakeClock) -> None:
+    result = await one(Placeholder(), clock, width=64, height=64)
+    assert result.warnings == ()

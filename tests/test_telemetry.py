@@ -172,6 +172,16 @@ class TestImport:
 class TestMetrics:
     """Each instrument's values after real generations."""
 
+    async def test_cost_where_known(self, clock: FakeClock, otel: Otel) -> None:
+        """A priced provider's calls add their USD; a free one adds nothing."""
+        gen = ImageGenerator(
+            providers=[slow("a", 1.0, price_per_image=0.25)], clock=clock, hooks=[otel.telemetry]
+        )
+        for _ in range(2):
+            await gen.generate("a fox")
+        assert otel.values("imagegen.cost") == {key(provider="a"): pytest.approx(0.5)}
+        assert otel.values("imagegen.cost.unknown") == {}
+
     async def test_successes(self, clock: FakeClock, otel: Otel) -> None:
         """Two successes: attempts, generations, billed calls and both durations."""
         gen = ImageGenerator(providers=[slow("a", 2.0)], clock=clock, hooks=[otel.telemetry])
@@ -190,6 +200,8 @@ class TestMetrics:
         }
         assert otel.values("imagegen.retries") == {}
         assert otel.values("imagegen.cancellations") == {}
+        assert otel.values("imagegen.cost") == {}  # the fake's price is not known
+        assert otel.values("imagegen.cost.unknown") == {key(provider="a"): 2}
         # A success shows the breaker closed, before any change was seen.
         assert otel.values("imagegen.breaker.state") == {}
         assert key(provider="a") in otel.points("imagegen.breaker.state")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 
 from ._cancel import is_cancellation
+from ._cost import add_cost, call_cost
 from ._errors import (
     ImageGenError,
     ProviderError,
@@ -68,6 +69,7 @@ class ProviderAttempt:
     _output: Output | None = None
     _tries: int = 0
     _billed: int = 0  # tries of a paid provider that made an image or remote work
+    _cost: float | None = 0.0  # USD of its tries so far; None once one is not known
     _in_flight: bool = False
     _waiting: bool = False  # for a call slot
     _ctx: ProviderContext | None = None
@@ -162,11 +164,14 @@ class ProviderAttempt:
                 provider=name,
                 retryable=False,
             )
+        cost = self._costs(ctx, output, error)
         if output is not None:
             self._output = output
             self.on_output(output)
             rt.latency[name].add(elapsed)
-            await rt.records.count(name, "success", latency=elapsed, until=gen.last_moment)
+            await rt.records.count(
+                name, "success", latency=elapsed, until=gen.last_moment, cost=cost
+            )
             await self.breaker.record_success()
             return output
         assert error is not None  # noqa: S101 - one of output and error is set
@@ -177,9 +182,26 @@ class ProviderAttempt:
             await rt.cancel_remote(provider, ctx)
             if isinstance(error, ProviderError) and error.retryable:
                 error = with_fields(error, retryable=False)
-        await rt.records.count(name, "failure", error_kind=error.kind, until=gen.last_moment)
+        await rt.records.count(
+            name, "failure", error_kind=error.kind, until=gen.last_moment, cost=cost
+        )
         await self.breaker.record_failure(error)
         raise error
+
+    def _costs(
+        self, ctx: ProviderContext, output: Output | None, error: ImageGenError | None
+    ) -> float | None:
+        """What one try cost, added to the attempt's."""
+        cost = call_cost(
+            self.provider,
+            self.gen.request,
+            output=output,
+            remote_work=ctx.handle is not None,
+            create_sent=ctx.create_sent,
+            error=error,
+        )
+        self._cost = add_cost(self._cost, cost)
+        return cost
 
     async def _retry_scheduled(self, tries: int, delay: float, error: ImageGenError) -> None:
         await self.rt.events.emit(
@@ -203,7 +225,8 @@ class ProviderAttempt:
                 self.on_lost(now - self._try_start)
             if provider.paid and ctx is not None and ctx.handle is not None:
                 self._billed += 1
-            await rt.records.count(provider.name, "cancelled", until=gen.last_moment)
+            cost = self._costs(ctx, None, None) if ctx is not None else 0.0
+            await rt.records.count(provider.name, "cancelled", until=gen.last_moment, cost=cost)
             if ctx is not None:
                 await rt.cancel_remote(provider, ctx)
         if now >= gen.stop:
@@ -226,6 +249,7 @@ class ProviderAttempt:
             error=error,
             elapsed=rt.clock.monotonic() - begun,
             tries=self._tries,
+            cost=self._cost,
         )
         gen.attempts.append(attempt)
         if error is not None:
@@ -240,5 +264,6 @@ class ProviderAttempt:
                 "tries": self._tries,
                 "elapsed": attempt.elapsed,
                 "billed": self._billed,
+                "cost": self._cost,
             },
         )

@@ -171,33 +171,21 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
         with _state_calls(gen):
             rows = await gen.stats(since=args.since, until=args.until, provider=args.provider)
     if args.json:
-        payload: list[dict[str, Any]] = [
-            {
-                "day": r.day.isoformat(),
-                "provider": r.provider,
-                "requests": r.requests,
-                "successes": r.successes,
-                "failures": r.failures,
-                "cancelled": r.cancelled,
-                "failures_by_kind": dict(r.failures_by_kind),
-                "p50": r.p50,
-                "p90": r.p90,
-                "p99": r.p99,
-            }
-            for r in rows
-        ]
-        print(json.dumps(payload, indent=2), file=out)
+        print(json.dumps([r.to_dict() for r in rows], indent=2), file=out)
         return 0
     print(
-        f"{'day':<10}  {'provider':<16} {'req':>6} {'ok':>6} {'fail':>6} {'p50':>7} {'p99':>7}",
+        f"{'day':<10}  {'provider':<16} {'req':>6} {'ok':>6} {'fail':>6} {'p50':>7} {'p99':>7}"
+        f" {'cost $':>9}",
         file=out,
     )
     for r in rows:
         p50 = f"{r.p50:.2f}s" if r.p50 is not None else "-"
         p99 = f"{r.p99:.2f}s" if r.p99 is not None else "-"
+        # A cost with calls of unknown price is a floor: marked with a "+".
+        cost = f"{r.cost:.4f}{'+' if r.cost_unknown else ''}"
         print(
             f"{r.day.isoformat():<10}  {r.provider:<16} {r.requests:>6} {r.successes:>6} "
-            f"{r.failures:>6} {p50:>7} {p99:>7}",
+            f"{r.failures:>6} {p50:>7} {p99:>7} {cost:>9}",
             file=out,
         )
     return 0

@@ -7,7 +7,7 @@ Also the JSON round trip of errors (:func:`error_from_dict`), which needs
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -35,11 +35,26 @@ __all__ = [
     "RequestWarning",
     "VariantDayStats",
     "error_from_dict",
+    "total_cost",
 ]
 
 AttemptOutcome = Literal["success", "error", "cancelled", "skipped"]
 JobStatus = Literal["pending", "running", "succeeded", "failed"]
 RecordStatus = Literal["running", "succeeded", "failed"]
+
+
+def _cost(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def total_cost(attempts: Iterable[Attempt]) -> float | None:
+    """The sum of the attempts' costs; None when any of them is not known."""
+    total = 0.0
+    for attempt in attempts:
+        if attempt.cost is None:
+            return None
+        total += attempt.cost
+    return total
 
 
 @attrs.frozen
@@ -84,6 +99,9 @@ class Attempt:
         error: Why it failed or was skipped.
         elapsed: Seconds spent on it, retries and backoff included.
         tries: How many times the provider was called (retries count).
+        cost: USD the vendor billed for its calls, a race's lost call and a
+            retried one included; None when not known (a price the provider does
+            not know, or a call whose billing nobody can tell). Never guessed.
     """
 
     provider: str
@@ -91,6 +109,7 @@ class Attempt:
     error: ImageGenError | None = None
     elapsed: float = 0.0
     tries: int = 0
+    cost: float | None = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, used by records and the server."""
@@ -100,6 +119,7 @@ class Attempt:
             "error": self.error.to_dict() if self.error is not None else None,
             "elapsed": self.elapsed,
             "tries": self.tries,
+            "cost": self.cost,
         }
 
     @classmethod
@@ -112,6 +132,7 @@ class Attempt:
             error=error_from_dict(error) if error else None,
             elapsed=float(data.get("elapsed", 0.0)),
             tries=int(data.get("tries", 0)),
+            cost=_cost(data.get("cost", 0.0)),
         )
 
 
@@ -122,7 +143,9 @@ class ImageResult:
     ``url`` and ``key`` say where it is stored; without storage they are None and the
     bytes are in ``data`` (a hotlinked stock photo keeps its hotlink ``url``).
     ``is_default`` marks the fallback image, and ``attempts`` then says why each
-    provider failed. ``width`` and ``height`` are the stored image's own pixel size
+    provider failed. ``cost`` is the sum of the attempts' costs in USD (losers and
+    retries included), None when any is not known. ``width`` and ``height`` are the
+    stored image's own pixel size
     (read from its header, not the vendor's claim); ``warnings`` lists every request
     field the image was not made exactly as asked for (empty: served as asked).
     """
@@ -144,6 +167,7 @@ class ImageResult:
     created_at: dt.datetime
     variant: str | None = None
     warnings: tuple[RequestWarning, ...] = ()
+    cost: float | None = 0.0
     data: bytes | None = attrs.field(
         default=None, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
     )
@@ -168,6 +192,7 @@ class ImageResult:
             "created_at": self.created_at.isoformat(),
             "variant": self.variant,
             "warnings": [w.to_dict() for w in self.warnings],
+            "cost": self.cost,
         }
 
     @classmethod
@@ -191,6 +216,7 @@ class ImageResult:
             created_at=dt.datetime.fromisoformat(data["created_at"]),
             variant=data.get("variant"),
             warnings=tuple(RequestWarning.from_dict(w) for w in data.get("warnings", ())),
+            cost=_cost(data.get("cost", 0.0)),
         )
 
 
@@ -331,7 +357,9 @@ class ProviderDayStats:
     ``requests == successes + failures + cancelled``. Latency quantiles are
     seconds, None without successes, read from a log-spaced histogram (10 buckets
     a decade from 1 ms to about 631 s): each is the geometric midpoint of the bucket
-    it falls in, within about 12% of the calls there.
+    it falls in, within about 12% of the calls there. ``cost`` is the USD of the
+    calls whose cost is known (to the micro-dollar); ``cost_unknown`` counts the
+    calls whose cost is not.
     """
 
     day: dt.date
@@ -344,6 +372,16 @@ class ProviderDayStats:
     p50: float | None
     p90: float | None
     p99: float | None
+    cost: float = 0.0
+    cost_unknown: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the CLI's ``stats --json``, the HTTP API's ``/admin/stats``)."""
+        return {
+            **attrs.asdict(self),
+            "day": self.day.isoformat(),
+            "failures_by_kind": dict(self.failures_by_kind),
+        }
 
 
 @attrs.frozen(kw_only=True)
@@ -352,7 +390,8 @@ class VariantDayStats:
 
     ``generations == succeeded + defaults + failed`` (a default image counts as a
     default, not a success). ``calls`` counts provider tries, retries included, so
-    ``calls / generations`` is what a variant spends per image. Latency quantiles
+    ``calls / generations`` is what a variant spends per image; ``cost`` its USD
+    where known, ``cost_unknown`` the generations whose cost is not. Latency quantiles
     are of whole generations, in seconds, None without any, read from the same
     histogram as :class:`ProviderDayStats`'s.
     """
@@ -368,6 +407,8 @@ class VariantDayStats:
     p50: float | None
     p90: float | None
     p99: float | None
+    cost: float = 0.0
+    cost_unknown: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from ._download import DownloadPolicy, fetch_image, inspect_image
@@ -26,6 +28,8 @@ class Output:
     attribution: str | None = None
     hotlink: str | None = None
     warnings: tuple[RequestWarning, ...] = ()  # the provider's own, as it gave them
+    cost: float | None = None  # USD, when the vendor's answer says
+    unsupported: Mapping[str, str] = attrs.field(factory=dict)  # the provider's
 
 
 async def call_provider(
@@ -73,4 +77,6 @@ async def call_provider(
         attribution=image.attribution,
         hotlink=image.url if image.hotlink else None,
         warnings=image.warnings,
+        cost=image.cost,
+        unsupported=provider.unsupported,
     )

@@ -21,7 +21,7 @@ from ._clock import Clock, utc_now
 from ._errors import GenerationLost, ImageGenError, StorageError
 from ._events import Events
 from ._generation import Generation
-from ._models import ImageResult, ProviderDayStats, Record, VariantDayStats
+from ._models import ImageResult, ProviderDayStats, Record, VariantDayStats, total_cost
 from ._tracking import Tracker
 
 __all__ = ["COUNT_BOUND", "LOST_AFTER", "RUNNING_BOUND", "Records", "utc_day"]
@@ -168,8 +168,9 @@ class Records:
         until: float,
         error_kind: str | None = None,
         latency: float | None = None,
+        cost: float | None = 0.0,
     ) -> None:
-        """Count one provider call (success, failure or cancelled); never raises.
+        """Count one provider call (success, failure or cancelled) and its cost; never raises.
 
         Shielded from cancellation (a race lost, a caller gone), so that the counts
         add up to the records' tries, but not waited for past ``until`` nor for more
@@ -186,6 +187,7 @@ class Records:
                     outcome=outcome,
                     error_kind=error_kind,
                     latency=latency,
+                    cost=cost,
                 )
             except Exception as exc:  # noqa: BLE001 - statistics never fail a generation
                 logger.warning("could not count a %s call to %s: %r", outcome, provider, exc)
@@ -269,6 +271,7 @@ class Records:
                 outcome=outcome,
                 calls=sum(a.tries for a in gen.attempts),
                 latency=self._clock.monotonic() - gen.started,
+                cost=total_cost(gen.attempts),
             )
         except Exception:
             logger.warning("could not count variant %s's generation", gen.variant, exc_info=True)

@@ -14,7 +14,7 @@ from ._config import Config
 from ._errors import ImageGenError, StorageError
 from ._generation import Generation
 from ._image import extension_for
-from ._models import ImageResult
+from ._models import ImageResult, total_cost
 from ._output import Output
 from ._runtime import Runtime
 from ._warnings import request_warnings
@@ -100,6 +100,7 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         created_at=gen.created_at,
         variant=gen.variant,
         warnings=request_warnings(gen.request, output),
+        cost=total_cost(gen.attempts),
         data=data if storage is None else None,
     )
     gen.result = result

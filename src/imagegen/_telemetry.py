@@ -16,6 +16,8 @@ Metrics (attributes in brackets):
 - ``imagegen.attempt.duration`` histogram ``s`` [provider, outcome, error.type].
 - ``imagegen.retries`` counter ``{retry}`` [provider, error.type].
 - ``imagegen.billed_calls`` counter ``{call}`` [provider].
+- ``imagegen.cost`` counter ``USD`` [provider]: what the attempts cost, where known
+  (``imagegen.cost.unknown`` ``{attempt}`` [provider] counts those whose cost is not).
 - ``imagegen.cancellations`` counter ``{cancellation}`` [provider, kind]:
   ``kind="local"`` for an attempt cancelled here (a race or hedge loser, or a
   caller that gave up), ``kind="remote"`` for remote work the provider cancelled.
@@ -125,6 +127,12 @@ class Telemetry:
         )
         self._billed = meter.create_counter(
             "imagegen.billed_calls", "{call}", "Calls to a paid provider that cost money"
+        )
+        self._cost = meter.create_counter(
+            "imagegen.cost", "USD", "What provider calls cost, where the price is known"
+        )
+        self._cost_unknown = meter.create_counter(
+            "imagegen.cost.unknown", "{attempt}", "Attempts whose cost is not known"
         )
         self._cancellations = meter.create_counter(
             "imagegen.cancellations",
@@ -268,6 +276,11 @@ class Telemetry:
         billed = int(data.get("billed", 0))
         if billed:
             self._billed.add(billed, {"provider": provider})
+        cost = data.get("cost", 0.0)
+        if cost is None:
+            self._cost_unknown.add(1, {"provider": provider})
+        elif cost:
+            self._cost.add(float(cost), {"provider": provider})
         if outcome == "cancelled":
             self._cancellations.add(1, {"provider": provider, "kind": "local"})
         elif outcome == "success" and provider not in self._breaker_states:

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ._models import ProviderDayStats, Record, VariantDayStats
 from .state import StateBackend, SupportsIncrMany
@@ -32,6 +33,8 @@ LATENCY_BUCKETS = tuple(1e-3 * 10 ** (k / _PER_DECADE) for k in range(59))
 #: layout (``lat.<i>``, 50 ms first bucket) mean other ranges and are not read.
 _LATENCY = "lt."
 _DAY = 86_400
+#: Costs are counted in whole micro-dollars (counters are integers).
+_MICROS = 1_000_000
 
 
 class Tracker:
@@ -79,14 +82,17 @@ class Tracker:
         outcome: str,
         error_kind: str | None = None,
         latency: float | None = None,
+        cost: float | None = 0.0,
     ) -> None:
-        """Count one provider call: ``outcome`` is success, failure or cancelled."""
+        """Count one provider call: ``outcome`` is success, failure or cancelled;
+        ``cost`` its USD (None: not known)."""
         base = f"{self._stats}{day.isoformat()}:{provider}:"
         amounts = {base + "requests": 1, base + outcome: 1}
         if error_kind is not None:
             amounts[f"{base}kind.{error_kind}"] = 1
         if latency is not None:
             amounts[base + _latency_counter(latency)] = 1
+        _count_cost(amounts, base, cost)
         await self._incr(amounts)
 
     async def _incr(self, amounts: dict[str, int]) -> None:
@@ -143,6 +149,7 @@ class Tracker:
         outcome: str,
         calls: int,
         latency: float,
+        cost: float | None = 0.0,
     ) -> None:
         """Count one generation of a variant: ``outcome`` is succeeded, default or failed."""
         base = f"{self._variants}{day.isoformat()}:{experiment}:{variant}:"
@@ -150,6 +157,7 @@ class Tracker:
         if calls:
             amounts[base + "calls"] = calls
         amounts[base + _latency_counter(latency)] = 1
+        _count_cost(amounts, base, cost)
         await self._incr(amounts)
 
     async def variant_stats(
@@ -172,6 +180,7 @@ class Tracker:
                 failed=counters.get("failed", 0),
                 calls=counters.get("calls", 0),
                 **_quantiles(counters),
+                **_costs(counters),
             )
             for (day, name, variant), counters in sorted(rows.items())
         ]
@@ -182,7 +191,7 @@ def _latency_counter(latency: float) -> str:
     return f"{_LATENCY}{bisect.bisect_left(LATENCY_BUCKETS, latency)}"
 
 
-def _quantiles(counters: dict[str, int]) -> dict[str, float | None]:
+def _quantiles(counters: dict[str, int]) -> dict[str, Any]:
     histogram = [counters.get(f"{_LATENCY}{i}", 0) for i in range(len(LATENCY_BUCKETS) + 1)]
     return {
         "p50": quantile(histogram, 0.5),
@@ -205,7 +214,26 @@ def _row(day: str, provider: str, counters: dict[str, int]) -> ProviderDayStats:
             if what.startswith("kind.")
         },
         **_quantiles(counters),
+        **_costs(counters),
     )
+
+
+def _count_cost(amounts: dict[str, int], base: str, cost: float | None) -> None:
+    """Add a call's (or a generation's) cost to its counters: micro-dollars, or one
+    more whose cost is not known."""
+    if cost is None:
+        amounts[base + "cost.unknown"] = 1
+        return
+    micros = round(cost * _MICROS)
+    if micros:
+        amounts[base + "cost.micros"] = micros
+
+
+def _costs(counters: dict[str, int]) -> dict[str, Any]:
+    return {
+        "cost": counters.get("cost.micros", 0) / _MICROS,
+        "cost_unknown": counters.get("cost.unknown", 0),
+    }
 
 
 def quantile(histogram: list[int], q: float) -> float | None:

@@ -1,10 +1,10 @@
 """What a result says about the request fields it was not made exactly as asked for.
 
-A vendor states what it dropped or rounded (``ProviderImage.warnings``: a seed it
-takes none of); the image itself tells the rest, whatever the vendor claims: its
-real pixel size against the size (or the shape) asked for, its format against
-``output_format`` (imagegen converts no image). One warning per field, the
-vendor's own first.
+A vendor states what it dropped or rounded (``ProviderImage.warnings``, and the
+fields it never takes: ``Provider.unsupported``); the image itself tells the rest,
+whatever the vendor claims: its real pixel size against the size (or the shape)
+asked for, its format against ``output_format`` (imagegen converts no image). One
+warning per field, the vendor's own first.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ def request_warnings(request: ImageRequest, output: Output) -> tuple[RequestWarn
         w if w.provider is not None else attrs.evolve(w, provider=provider) for w in output.warnings
     ]
     named = {w.field for w in warnings}
+    for field, why in output.unsupported.items():
+        if field not in named and getattr(request, field, None) is not None:
+            warnings.append(RequestWarning(field, why, provider))
+            named.add(field)
     for field, message in _from_image(request, output):
         if field not in named:
             warnings.append(RequestWarning(field, message, provider))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -11,6 +12,7 @@ import anyio
 import attrs
 
 from .._clock import Clock, SystemClock
+from .._errors import InvalidConfig
 from .._models import RequestWarning
 
 if TYPE_CHECKING:
@@ -37,6 +39,16 @@ WEBHOOK_POLL_CAP = 15.0
 #: How long a callback token outlives the deadline by default: the window in which the
 #: vendor retries a delivery (fal retries a failed one 10 times within two hours).
 WEBHOOK_RETRY_WINDOW = 2 * 3600.0
+
+
+def is_price(value: object) -> bool:
+    """A finite number of USD >= 0 (not a bool)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _as_tuple(warnings: Iterable[RequestWarning]) -> tuple[RequestWarning, ...]:
@@ -67,6 +79,8 @@ class ProviderImage:
             (stock photos whose terms require hotlinking).
         headers: Sent when downloading ``url`` (an auth header the vendor's file
             host wants); dropped if a redirect leaves that host. Never shown in repr.
+        cost: USD this image cost, when the vendor's answer says (usage it reports);
+            None: :meth:`Provider.price` says.
         warnings: The request fields this vendor could not honour as asked (a seed
             it takes none of, a size it rounded), as :class:`~imagegen.RequestWarning`
             values; the generator adds the provider's name and its own checks of the
@@ -84,6 +98,7 @@ class ProviderImage:
     handle: object = None
     hotlink: bool = False
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    cost: float | None = None
     warnings: tuple[RequestWarning, ...] = attrs.field(default=(), converter=_as_tuple)
 
 
@@ -353,6 +368,22 @@ class Provider(abc.ABC):
     #: Whether a call costs money: telemetry counts a paid provider's calls that made
     #: an image or remote work as billed. Free providers (placeholder, stock) say False.
     paid: ClassVar[bool] = True
+    #: USD one image costs, for :meth:`price`; None: not known. Set it on a subclass,
+    #: an instance, or with the ``price_per_image=`` keyword.
+    price_per_image: float | None = None
+    #: Whether a create the vendor never answered (a timeout, a dropped connection, a
+    #: call abandoned for a faster provider) is billed all the same: True for a vendor
+    #: that finishes the work whatever the client does (a synchronous API such as
+    #: OpenAI's images API). False: such a call's cost is unknown (None).
+    bills_unanswered: ClassVar[bool] = False
+    #: Whether only calls that made an image are billed (fal; Replicate's official
+    #: models, priced per output): remote work cancelled or failed then costs nothing.
+    #: False: remote work that existed is billed at :meth:`price`, image or not.
+    bills_only_outputs: ClassVar[bool] = False
+    #: Request fields this provider cannot honour, and what it does instead, e.g.
+    #: ``{"seed": "OpenAI Images takes no seed"}``: a request that sets one of them
+    #: (not None) gets that warning in ``ImageResult.warnings``.
+    unsupported: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -364,7 +395,12 @@ class Provider(abc.ABC):
             cls.name = cls.__name__.lower()
 
     def __init__(
-        self, *, name: str | None = None, tier: int | None = None, timeout: float | None = None
+        self,
+        *,
+        name: str | None = None,
+        tier: int | None = None,
+        timeout: float | None = None,
+        price_per_image: float | None = None,
     ) -> None:
         if name is not None:
             self.name = name
@@ -372,6 +408,31 @@ class Provider(abc.ABC):
             self.tier = tier
         if timeout is not None:
             self.timeout = timeout
+        if price_per_image is not None:
+            if not is_price(price_per_image):
+                raise InvalidConfig(
+                    f"{self.name}: price_per_image must be a finite number of USD >= 0 "
+                    f"(got {price_per_image!r})",
+                    field="price_per_image",
+                )
+            self.price_per_image = float(price_per_image)
+
+    def price(self, request: ImageRequest) -> float | None:
+        """USD the vendor bills for one image made for ``request``; None when not known.
+
+        :attr:`price_per_image` when set, else :meth:`table_price`. It is never a
+        guess: unknown is None, and so is every cost it would be part of. Called
+        for each call the vendor bills (see ``Attempt.cost``) unless the image
+        itself says what it cost (:attr:`ProviderImage.cost`).
+        """
+        if self.price_per_image is not None:
+            return self.price_per_image
+        return self.table_price(request)
+
+    def table_price(self, request: ImageRequest) -> float | None:
+        """The vendor's listed price for ``request`` (by model, size, quality); None
+        here. Built-in vendors read theirs from a dated price table."""
+        return None
 
     @abc.abstractmethod
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, Literal, NoReturn
 
-import attrs
 import httpx
 
 from .._errors import ContentRejected, InvalidConfig, ProviderError
@@ -22,10 +21,28 @@ from .._webhooks import url_secrets
 from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._fal_errors import POLICY, classify_fal, infra_error, policy_violation
 from ._fal_webhooks import JWKS_URL, FalWebhooks
-from ._fal_wire import PLATFORM_URL, QUEUE_URL, RUN_URL, beside, image_size, key_in, progress
+from ._fal_wire import (
+    PLATFORM_URL,
+    QUEUE_URL,
+    RUN_URL,
+    FalRequest,
+    beside,
+    image_size,
+    key_in,
+    progress,
+)
 from ._http import HTTPProvider
-from ._payloads import as_int, checked_url, decode_data_uri, is_number, mentions, same_origin
+from ._payloads import (
+    FLUX_UNSUPPORTED,
+    as_int,
+    checked_url,
+    decode_data_uri,
+    is_number,
+    mentions,
+    same_origin,
+)
 from ._polling import PollSchedule, RemoteWork, fetch_result, submit_work, wait_for_work
+from ._prices import fal_price
 
 __all__ = ["Fal", "FalRequest", "image_size"]
 
@@ -34,23 +51,6 @@ _NAMESPACES = ("workflows", "comfy")  # app ids with one more leading segment
 # Statuses of a pricing lookup that say something about the key or the account; any
 # other 4xx means the key was accepted (see Fal.check).
 _KEY_STATUSES = (401, 402, 403, 408, 429)
-
-
-@attrs.frozen
-class FalRequest:
-    """A queued fal request: what ``ctx.started()`` and ``cancel()`` receive.
-
-    Args:
-        request_id: fal's id for the request.
-        status_url: Polled until the request is ``COMPLETED``.
-        response_url: Answers with the output once completed.
-        cancel_url: ``PUT`` here stops the request.
-    """
-
-    request_id: str
-    status_url: str = attrs.field(repr=False)
-    response_url: str = attrs.field(repr=False)
-    cancel_url: str = attrs.field(repr=False)
 
 
 class Fal(HTTPProvider):
@@ -159,6 +159,8 @@ class Fal(HTTPProvider):
         "queue_url": "IMAGEGEN_FAL_QUEUE_URL",
         "platform_url": "IMAGEGEN_FAL_PLATFORM_URL",
     }
+    bills_only_outputs: ClassVar[bool] = True  # "you pay only for successful outputs"
+    unsupported: ClassVar[Mapping[str, str]] = FLUX_UNSUPPORTED
     #: The Platform API root with fal's own ``base_url`` (a subclass may move it).
     platform_url: str = PLATFORM_URL
 
@@ -179,6 +181,7 @@ class Fal(HTTPProvider):
         name: str | None = None,
         tier: int | None = None,
         timeout: float | None = None,
+        price_per_image: float | None = None,
     ) -> None:
         if key is None:  # HTTPProvider checks a given key
             key = key_in(os.environ)
@@ -194,7 +197,14 @@ class Fal(HTTPProvider):
             )
         if not is_number(poll_interval) or poll_interval <= 0:
             raise InvalidConfig("fal: poll_interval must be seconds > 0", field="poll_interval")
-        super().__init__(api_key=key, base_url=base_url, name=name, tier=tier, timeout=timeout)
+        super().__init__(
+            api_key=key,
+            base_url=base_url,
+            name=name,
+            tier=tier,
+            timeout=timeout,
+            price_per_image=price_per_image,
+        )
         self.app = app
         # Unset, the queue and the Platform API follow a gateway's base_url.
         if queue_url is None:
@@ -227,6 +237,10 @@ class Fal(HTTPProvider):
         return self._webhooks.jwks_url
 
     # -- the request ----------------------------------------------------------------
+
+    def table_price(self, request: ImageRequest) -> float | None:
+        """fal's per-megapixel price for the app and size (see ``_prices``)."""
+        return fal_price(self.app, request.width, request.height)
 
     def body(self, request: ImageRequest) -> dict[str, Any]:
         """The JSON fal gets for ``request`` (see the class docstring)."""

@@ -12,9 +12,20 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import attrs
+
 from ._polling import DONE, RUNNING, Progress
 
-__all__ = ["PLATFORM_URL", "QUEUE_URL", "RUN_URL", "beside", "image_size", "key_in", "progress"]
+__all__ = [
+    "PLATFORM_URL",
+    "QUEUE_URL",
+    "RUN_URL",
+    "FalRequest",
+    "beside",
+    "image_size",
+    "key_in",
+    "progress",
+]
 
 #: fal's own hosts: synchronous runs, the queue, the Platform API.
 RUN_URL = "https://fal.run"
@@ -82,3 +93,20 @@ def progress(status: dict[str, Any]) -> Progress:
         return RUNNING
     # Unknown states are tolerated, like fal's clients do, and polled again.
     return Progress(note=f"reports status {state!r}")
+
+
+@attrs.frozen
+class FalRequest:
+    """A queued fal request: what ``ctx.started()`` and ``cancel()`` receive.
+
+    Args:
+        request_id: fal's id for the request.
+        status_url: Polled until the request is ``COMPLETED``.
+        response_url: Answers with the output once completed.
+        cancel_url: ``PUT`` here stops the request.
+    """
+
+    request_id: str
+    status_url: str = attrs.field(repr=False)
+    response_url: str = attrs.field(repr=False)
+    cancel_url: str = attrs.field(repr=False)

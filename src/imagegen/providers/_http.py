@@ -119,8 +119,9 @@ class HTTPProvider(Provider):
         name: str | None = None,
         tier: int | None = None,
         timeout: float | None = None,
+        price_per_image: float | None = None,
     ) -> None:
-        super().__init__(name=name, tier=tier, timeout=timeout)
+        super().__init__(name=name, tier=tier, timeout=timeout, price_per_image=price_per_image)
         if api_key is None and self.env_var:
             api_key = os.environ.get(self.env_var) or None
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):

@@ -21,6 +21,7 @@ from .._models import ImageRequest
 from ._base import ProviderContext, ProviderImage
 from ._http import HTTPProvider
 from ._payloads import decode_base64
+from ._prices import openai_answer_cost, openai_price
 
 __all__ = ["OpenAIImages"]
 
@@ -154,6 +155,12 @@ class OpenAIImages(HTTPProvider):
         "base_url": "OPENAI_BASE_URL",
     }
     request_id_header: ClassVar[str | None] = "x-request-id"
+    # A request sent is a generation made and billed, whatever becomes of the answer.
+    bills_unanswered: ClassVar[bool] = True
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "seed": "OpenAI Images takes no seed",
+        "negative_prompt": "OpenAI Images takes no negative prompt",
+    }
 
     def __init__(
         self,
@@ -167,8 +174,16 @@ class OpenAIImages(HTTPProvider):
         name: str | None = None,
         tier: int | None = None,
         timeout: float | None = None,
+        price_per_image: float | None = None,
     ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, name=name, tier=tier, timeout=timeout)
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            name=name,
+            tier=tier,
+            timeout=timeout,
+            price_per_image=price_per_image,
+        )
         self.model = _check_text(model, "model", self.name)
         self.family: Family = family_of(model)
         if quality is not None:
@@ -185,6 +200,12 @@ class OpenAIImages(HTTPProvider):
             None if organization is None else _check_text(organization, "organization", self.name)
         )
         self.project = None if project is None else _check_text(project, "project", self.name)
+
+    def table_price(self, request: ImageRequest) -> float | None:
+        """OpenAI's price for the model, quality and size (see ``_prices``)."""
+        quality = request.options_for(self.name).get("quality", self.quality)
+        width, height = nearest_size(self.model, request.width, request.height)
+        return openai_price(self.model, quality, f"{width}x{height}")
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <key>``, plus the organization and project headers."""
@@ -251,6 +272,8 @@ class OpenAIImages(HTTPProvider):
         if item.get("revised_prompt") is not None:
             raw["revised_prompt"] = item["revised_prompt"]
         width, height = size if size is not None else (None, None)
+        # What this answer cost, from its usage (or the quality and size it names).
+        cost = None if self.price_per_image is not None else openai_answer_cost(self.model, answer)
         b64 = item.get("b64_json")
         if isinstance(b64, str) and b64:
             return ProviderImage(
@@ -261,10 +284,11 @@ class OpenAIImages(HTTPProvider):
                 width=width,
                 height=height,
                 raw=raw,
+                cost=cost,
             )
         url = item.get("url")
         if isinstance(url, str) and url:
-            return ProviderImage(url=url, width=width, height=height, raw=raw)
+            return ProviderImage(url=url, width=width, height=height, raw=raw, cost=cost)
         raise ProviderUnavailable(
             f"the answer's image has neither b64_json nor url{_for(request_id)}",
             provider=self.name,

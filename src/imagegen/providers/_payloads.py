@@ -19,6 +19,7 @@ import httpx
 from .._errors import InvalidConfig, ProviderError
 
 __all__ = [
+    "FLUX_UNSUPPORTED",
     "SAFETY_WORDS",
     "as_int",
     "checked_url",
@@ -33,6 +34,10 @@ __all__ = [
     "with_params",
 ]
 
+#: What FLUX models (Replicate's and fal's defaults) cannot take: ``Provider.unsupported``.
+FLUX_UNSUPPORTED: Mapping[str, str] = {
+    "negative_prompt": "not sent: FLUX takes none (pass it in provider_options if your model does)",
+}
 #: Words that mark a safety refusal in an error body (the generic 400/422 check).
 SAFETY_WORDS = ("content_policy", "nsfw", "safety", "moderation_blocked")
 

@@ -17,7 +17,8 @@ import bisect
 import colorsys
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import ClassVar
 
 from .._image import encode_png
 from .._models import ImageRequest, RequestWarning
@@ -124,6 +125,7 @@ class Placeholder(Provider):
 
     name = "placeholder"
     paid = False
+    unsupported: ClassVar[Mapping[str, str]] = {"negative_prompt": f"{_WHO} ignores it"}
 
     @staticmethod
     def render(
@@ -138,8 +140,6 @@ class Placeholder(Provider):
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         data = render_placeholder(request.prompt, request.width, request.height, request.seed)
         warnings: list[RequestWarning] = []
-        if request.negative_prompt is not None:
-            warnings.append(RequestWarning("negative_prompt", f"{_WHO} ignores it"))
         if request.output_format != "png":
             warnings.append(RequestWarning("output_format", f"{_WHO} draws PNG only"))
         return ProviderImage(

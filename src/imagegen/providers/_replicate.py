@@ -21,8 +21,9 @@ from .._models import ImageRequest
 from .._webhooks import verify_standard_webhook
 from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._http import HTTPProvider
-from ._payloads import is_http_url, is_number, json_or_none, same_origin
+from ._payloads import FLUX_UNSUPPORTED, is_http_url, is_number, json_or_none, same_origin
 from ._polling import PollSchedule, RemoteWork, submit_work, wait_for_work
+from ._prices import replicate_price
 from ._replicate_wire import (
     ASPECT_RATIOS,
     MODEL,
@@ -143,6 +144,9 @@ class Replicate(HTTPProvider):
         # Not REPLICATE_BASE_URL: replicate-python reads that as the host without /v1.
         "base_url": "IMAGEGEN_REPLICATE_BASE_URL",
     }
+    # Official models are priced per output: a prediction without one costs nothing.
+    bills_only_outputs: ClassVar[bool] = True
+    unsupported: ClassVar[Mapping[str, str]] = FLUX_UNSUPPORTED
 
     def __init__(
         self,
@@ -158,6 +162,7 @@ class Replicate(HTTPProvider):
         name: str | None = None,
         tier: int | None = None,
         timeout: float | None = None,
+        price_per_image: float | None = None,
     ) -> None:
         if not isinstance(model, str) or not MODEL.match(model):
             raise InvalidConfig(
@@ -184,7 +189,12 @@ class Replicate(HTTPProvider):
         if not is_number(max_wait) or max_wait < 1:
             raise InvalidConfig("replicate: max_wait must be seconds >= 1", field="max_wait")
         super().__init__(
-            api_key=api_token, base_url=base_url, name=name, tier=tier, timeout=timeout
+            api_key=api_token,
+            base_url=base_url,
+            name=name,
+            tier=tier,
+            timeout=timeout,
+            price_per_image=price_per_image,
         )
         self.model = model
         self.version = version
@@ -194,6 +204,10 @@ class Replicate(HTTPProvider):
         self.max_wait = float(max_wait)
 
     # -- the request ----------------------------------------------------------------
+
+    def table_price(self, request: ImageRequest) -> float | None:
+        """Replicate's per-image price of an official model (see ``_prices``)."""
+        return replicate_price(self.model, self.version)
 
     def input(self, request: ImageRequest) -> dict[str, Any]:
         """The model ``input`` for ``request`` (see the class docstring)."""

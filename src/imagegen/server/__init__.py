@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import ImageGenError, InvalidConfig, NotRunning, ProviderDayStats
+from .. import ImageGenError, InvalidConfig, NotRunning
 from ._body import read_body, read_json_object
 from ._fields import FieldCheck
 from ._files import stored_file
@@ -77,21 +77,6 @@ logger = logging.getLogger("imagegen.server")
 _BREAKER_ACTIONS = ("open", "close", "reset")
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _stats_dict(stats: ProviderDayStats) -> dict[str, Any]:
-    return {
-        "day": stats.day.isoformat(),
-        "provider": stats.provider,
-        "requests": stats.requests,
-        "successes": stats.successes,
-        "failures": stats.failures,
-        "cancelled": stats.cancelled,
-        "failures_by_kind": dict(stats.failures_by_kind),
-        "p50": stats.p50,
-        "p90": stats.p90,
-        "p99": stats.p99,
-    }
 
 
 def _parse_when(name: str, value: str | None) -> dt.date | dt.datetime | None:
@@ -323,7 +308,7 @@ def create_app(
         variants = await backend_call(generator.variant_stats(since=since, until=until))
         return JSONResponse(
             {
-                "stats": [_stats_dict(s) for s in stats],
+                "stats": [s.to_dict() for s in stats],
                 "variants": [v.to_dict() for v in variants],
             }
         )

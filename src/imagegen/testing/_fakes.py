@@ -45,6 +45,8 @@ class FakeProvider(Provider):
         handle: When set, each call reports remote work ``f"{handle}-{n}"`` via
             ``ctx.started`` before doing anything else.
         image: The bytes returned (default: :func:`tiny_png`).
+        price_per_image: USD per image it reports (for ``Attempt.cost``); None, as
+            by default, is "not known".
 
     Attributes:
         calls: How many times ``generate`` was called.
@@ -65,8 +67,9 @@ class FakeProvider(Provider):
         hang: bool = False,
         handle: str | None = None,
         image: bytes | None = None,
+        price_per_image: float | None = None,
     ) -> None:
-        super().__init__(name=name, tier=tier, timeout=timeout)
+        super().__init__(name=name, tier=tier, timeout=timeout, price_per_image=price_per_image)
         self.delay = delay
         self.errors = list(errors)
         self.fail = fail
