@@ -236,6 +236,25 @@ class TestFaults:
         assert not error.retryable
         assert emu.stats("fal").billed == 1
 
+    @pytest.mark.parametrize(
+        ("flavour", "reason"),
+        [
+            ("replicate", "NSFW content detected"),
+            ("fal", "content_policy_violation"),
+            ("fal-queue", "content_policy_violation"),
+            ("openai", "content_policy_violation"),
+        ],
+    )
+    async def test_a_rejection_carries_the_vendors_reason(
+        self, emu: Emulator, flavour: str, reason: str
+    ) -> None:
+        """ContentRejected.reason is what the vendor said, in its own words."""
+        emu.force(flavour.split("-", maxsplit=1)[0], Fault.CONTENT_REJECTED)
+        error = await first_error(generator(provider(emu, flavour)))
+        assert isinstance(error, ContentRejected)
+        assert error.reason is not None
+        assert error.reason.startswith(reason), error.reason
+
     async def test_unavailable_is_retried_and_then_succeeds(self, emu: Emulator) -> None:
         """A 503 with Retry-After on a create is retried; the retry makes the image."""
         emu.set_profile("fal", ProviderProfile(api="fal", retry_after=0.01))

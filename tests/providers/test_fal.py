@@ -259,6 +259,7 @@ class TestSync:
             with pytest.raises(ContentRejected) as info:
                 await Fal(key=KEY).generate(vector_request(), ctx)
         assert not info.value.retryable
+        assert info.value.reason == "nsfw"
 
     async def test_data_uri_output(self, clock: FakeClock) -> None:
         """With sync_mode, fal inlines the image as a data URI: it comes back as bytes."""

@@ -217,6 +217,8 @@ class TestRequest:
         assert info.value.provider == "dummy"
         if "Retry-After" in headers:
             assert info.value.retry_after == float(headers["Retry-After"])
+        if isinstance(info.value, ContentRejected):  # the safety word the body used
+            assert info.value.reason in ("content_policy", "nsfw")
 
     async def test_error_bodies_never_echo_the_key(self) -> None:
         """A vendor echoing the key in its error body does not leak it into the error."""

@@ -638,6 +638,8 @@ class TestErrors:
         assert error.retryable is retryable
         assert error.retry_after == retry_after
         assert error.provider == "openai"
+        if isinstance(error, ContentRejected):  # the vendor's own code, not a guess
+            assert error.reason == body["error"]["code"]
         if body is not None:
             assert body["error"]["message"] in str(error)
 

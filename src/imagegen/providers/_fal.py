@@ -19,7 +19,7 @@ from .._errors import ContentRejected, InvalidConfig, ProviderError
 from .._models import ImageRequest
 from .._webhooks import url_secrets
 from ._base import ProviderContext, ProviderImage, WebhookDelivery
-from ._fal_errors import POLICY, classify_fal, infra_error, policy_violation
+from ._fal_errors import POLICY, classify_fal, infra_error, policy_reason, policy_violation
 from ._fal_webhooks import JWKS_URL, FalWebhooks
 from ._fal_wire import (
     PLATFORM_URL,
@@ -37,6 +37,7 @@ from ._payloads import (
     as_int,
     checked_url,
     decode_data_uri,
+    first_mentioned,
     is_number,
     mentions,
     same_origin,
@@ -360,6 +361,7 @@ class Fal(HTTPProvider):
             raise ContentRejected(
                 self.redact(f"fal request {handle.request_id} was refused: {error}"),
                 provider=self.name,
+                reason=policy_reason(output) or first_mentioned(error, POLICY),
             )
         error_type = output.get("error_type") if isinstance(output, dict) else None
         await self._failed(ctx, handle, error, error_type)
@@ -372,7 +374,8 @@ class Fal(HTTPProvider):
         if infra is not None:
             raise infra(message, provider=self.name, retryable=False)
         if mentions(error, POLICY) or error_type == "content_policy_violation":
-            raise ContentRejected(message, provider=self.name)
+            reason = first_mentioned(error, POLICY) or str(error_type)
+            raise ContentRejected(message, provider=self.name, reason=reason)
         # A model error ("Invalid status code: 422"): the result URL answers with the
         # classified body (a content-policy 422 becomes ContentRejected).
         await self._output(ctx, handle, retries=0)
@@ -422,7 +425,9 @@ class Fal(HTTPProvider):
     def _image(self, output: dict[str, Any], handle: FalRequest | None) -> ProviderImage:
         nsfw = output.get("has_nsfw_concepts")
         if isinstance(nsfw, list) and nsfw and nsfw[0] is True:
-            raise ContentRejected("fal's safety checker flagged the image", provider=self.name)
+            raise ContentRejected(
+                "fal's safety checker flagged the image", provider=self.name, reason="nsfw"
+            )
         images = output.get("images")
         first = images[0] if isinstance(images, list) and images else None
         url = first.get("url") if isinstance(first, dict) else None

@@ -16,7 +16,7 @@ from .._errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from ._payloads import mentions
+from ._payloads import first_mentioned, mentions
 
 __all__ = ["POLICY", "classify_fal", "infra_error", "policy_violation"]
 
@@ -49,6 +49,22 @@ def policy_violation(body: Any) -> bool:
             isinstance(d, dict) and d.get("type") == "content_policy_violation" for d in detail
         )
     return mentions(detail, POLICY)
+
+
+def policy_reason(body: Any) -> str | None:
+    """What a content-policy refusal says about why: the ``detail`` item's type (and its
+    message, when it has one), or the policy word the detail mentions."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        for item in detail:
+            if isinstance(item, dict) and item.get("type") == "content_policy_violation":
+                said = item.get("msg")
+                return (
+                    f"content_policy_violation: {said}"
+                    if isinstance(said, str)
+                    else str(item["type"])
+                )
+    return first_mentioned(detail, POLICY)
 
 
 def _retry_hint(headers: httpx.Headers) -> bool | None:
@@ -88,7 +104,7 @@ def classify_fal(
             retryable=True if hint is None else hint,
         )
     if status in (400, 422) and policy_violation(body):
-        return ContentRejected(message, provider=name, status=status)
+        return ContentRejected(message, provider=name, status=status, reason=policy_reason(body))
     if hint is None or status == 429:
         return None
     cls = (

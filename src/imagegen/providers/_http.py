@@ -37,7 +37,7 @@ from .._errors import (
 from .._http_headers import parse_retry_after, user_agent
 from .._webhooks import hidden_in_logs, url_secrets
 from ._base import Provider, ProviderContext
-from ._payloads import SAFETY_WORDS, checked_url, error_message, json_or_none, mentions
+from ._payloads import SAFETY_WORDS, checked_url, error_message, first_mentioned, json_or_none
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -429,8 +429,11 @@ class HTTPProvider(Provider):
         The default recognises safety rejections by the usual words in the body
         (``content_policy_violation``, ``nsfw``, ``safety``) on 400/422.
         """
-        if response.status_code in (400, 422) and mentions(body, SAFETY_WORDS):
-            return ContentRejected(message, provider=self.name, status=response.status_code)
+        reason = first_mentioned(body, SAFETY_WORDS) if response.status_code in (400, 422) else None
+        if reason is not None:
+            return ContentRejected(
+                message, provider=self.name, status=response.status_code, reason=reason
+            )
         return None
 
     def __repr__(self) -> str:

@@ -349,7 +349,9 @@ class OpenAIImages(HTTPProvider):
                 message, provider=self.name, status=status, retry_after=retry_after
             )
         if status == 400 and codes & _REJECTED:
-            return ContentRejected(message, provider=self.name, status=status)
+            assert isinstance(error, dict)  # noqa: S101 - codes come from it
+            code = error.get("code") if error.get("code") in _REJECTED else error.get("type")
+            return ContentRejected(message, provider=self.name, status=status, reason=str(code))
         return super().classify(response, body, message, retry_after)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "decode_base64",
     "decode_data_uri",
     "error_message",
+    "first_mentioned",
     "is_http_url",
     "is_number",
     "json_or_none",
@@ -59,6 +60,11 @@ def mentions(value: object, words: Iterable[str]) -> bool:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     lowered = text.lower()
     return any(word in lowered for word in words)
+
+
+def first_mentioned(value: object, words: Iterable[str]) -> str | None:
+    """The first of ``words`` that ``value`` (text or JSON) contains, ignoring case."""
+    return next((word for word in words if mentions(value, (word,))), None)
 
 
 def json_or_none(body: bytes | str) -> Any:

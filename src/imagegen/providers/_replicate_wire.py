@@ -125,7 +125,8 @@ def ended_image(
         text = str(error) if error else "no error given"
         message = provider.redact(f"{label} failed: {text}")
         if mentions(text, _SAFETY):
-            raise ContentRejected(message, provider=provider.name)
+            # Replicate's error text is the model's own reason ("NSFW content detected...").
+            raise ContentRejected(message, provider=provider.name, reason=provider.redact(text))
         raise ProviderError(message, provider=provider.name, retryable=False)
     if status != "succeeded":  # canceled, aborted
         raise ProviderError(f"{label} was {status}", provider=provider.name, retryable=False)
