@@ -35,6 +35,7 @@ class TestExamples:
         ("name", "expected"),
         [
             ("quickstart.py", "succeeded"),
+            ("sync_script.py", "placeholder: 2 images today"),
             ("custom_provider.py", "paintbot:"),
             ("custom_strategy.py", "mid won after: budget (error), mid (success)"),
             ("testing_with_fakes.py", "all three checks passed"),

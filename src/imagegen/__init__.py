@@ -47,6 +47,7 @@ from ._models import (
     RequestWarning,
     VariantDayStats,
 )
+from ._sync import SyncGenerator, generate_sync
 from ._telemetry import Telemetry
 from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
 from .providers import (
@@ -150,6 +151,7 @@ __all__ = [
     "StorageStats",
     "StoredObject",
     "SupportsIncrMany",
+    "SyncGenerator",
     "SystemClock",
     "Telemetry",
     "Tier",
@@ -160,6 +162,7 @@ __all__ = [
     "VariantDayStats",
     "WebhookReceiver",
     "WebhookVerificationError",
+    "generate_sync",
     "r2_client",
     "sign_standard_webhook",
     "verify_fal_webhook",
