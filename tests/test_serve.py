@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+    """The apps ``imagegen serve`` hands to uvicorn (none run), offline, data in tmp."""
+    for name in list(os.environ):
+        if name.startswith("IMAGEGEN_") or name in VENDOR_KEYS:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path))
+    apps: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    return apps
+
+
 class TestServe:
     def test_serves_generate_jobs_and_health(self, tmp_path: Path) -> None:
         """The served API answers health, a generation and an async job, then stops."""
@@ -88,17 +100,6 @@ class TestServe:
 
 class TestServeOptions:
     """What ``imagegen serve`` reads from the environment, with uvicorn.run stubbed out."""
-
-    @pytest.fixture
-    def served(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
-        """The apps ``imagegen serve`` hands to uvicorn (none run), offline, data in tmp."""
-        for name in list(os.environ):
-            if name.startswith("IMAGEGEN_") or name in VENDOR_KEYS:
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path))
-        apps: list[Any] = []
-        monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
-        return apps
 
     @pytest.mark.anyio
     async def test_allow_provider_options_from_env(
@@ -172,16 +173,6 @@ class TestServeOptions:
 
 class TestServeImageURLs:
     """Where the images' URLs point, with uvicorn.run stubbed out."""
-
-    @pytest.fixture
-    def served(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
-        for name in list(os.environ):
-            if name.startswith("IMAGEGEN_") or name in VENDOR_KEYS:
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("IMAGEGEN_DATA_DIR", str(tmp_path))
-        apps: list[Any] = []
-        monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
-        return apps
 
     async def url_of_one(self, app: Any) -> str:
         transport = httpx.ASGITransport(app=app)

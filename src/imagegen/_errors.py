@@ -238,19 +238,8 @@ class ContentRejected(ProviderError):
 
     default_retryable = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str | None = None,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retryable: bool | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(
-            message, provider=provider, status=status, retry_after=retry_after, retryable=retryable
-        )
+    def __init__(self, message: str, *, reason: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.reason = reason
 
     def __repr__(self) -> str:
