@@ -11,10 +11,12 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from benchmarks.emulator import Emulator, Fixed, ProviderProfile
 
 from cli_support import SMALL, run_cli
 from imagegen import (
     AllProvidersFailed,
+    DownloadPolicy,
     Hedge,
     ImageGenerator,
     ImageRequest,
@@ -31,6 +33,8 @@ from imagegen.server import create_app
 from imagegen.testing import FakeClock, FakeProvider, failing, instant, slow, tiny_png
 
 pytestmark = pytest.mark.anyio
+
+POLICY = DownloadPolicy(allow_http=True, allow_private_networks=True)
 
 
 def gen_of(providers: list[Provider], clock: FakeClock, **kw: Any) -> ImageGenerator:
@@ -183,3 +187,36 @@ def test_the_cli_shows_cost(tmp_path: Path) -> None:
     assert row.split()[-1] == "0.0000"
     data = json.loads(run_cli(tmp_path, "stats", "--json").stdout)
     assert (data[0]["cost"], data[0]["cost_unknown"]) == (0.0, 0)
+
+
+class TestAgainstTheEmulatorsCharges:
+    """What imagegen adds up is what the vendors would charge, losers included."""
+
+    async def test_a_cancelled_loser_at_vendors_that_bill_outputs(self) -> None:
+        """Replicate wins a race; fal's queued job is cancelled before it made its image:
+        fal charges nothing (it bills outputs), and neither does the sum."""
+        profiles = {
+            "replicate": ProviderProfile(api="replicate"),
+            "fal": ProviderProfile(api="fal", latency=Fixed(5.0)),
+        }
+        async with Emulator(profiles) as emu:
+            providers = [
+                emu.provider("replicate"),
+                emu.provider("fal", queue=True, poll_interval=0.05),
+            ]
+            gen = ImageGenerator(
+                providers=providers,
+                strategy=Race(),
+                retry=Retry(attempts=1),
+                download=POLICY,
+                default_image=None,
+            )
+            async with gen:
+                result = await gen.generate("a fox", width=1024, height=1024)
+            stats = {name: emu.stats(name) for name in profiles}
+        assert result.provider == "replicate"
+        assert {a.provider: a.cost for a in result.attempts} == {"replicate": 0.003, "fal": 0.0}
+        assert stats["fal"].billed == 1  # the job existed...
+        assert stats["fal"].outputs == 0  # ...and was stopped before its image
+        charged = stats["replicate"].outputs * 0.003 + stats["fal"].outputs * 0.003
+        assert result.cost == pytest.approx(charged)

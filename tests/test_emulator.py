@@ -454,7 +454,9 @@ class TestCounters:
             emu.reset()
             result: ImageResult = await gen.generate("x")
         assert result.provider == "openai"
-        assert emu.stats("openai") == ProviderStats(requests=1, creates=1, billed=1, downloads=1)
+        assert emu.stats("openai") == ProviderStats(
+            requests=1, creates=1, billed=1, downloads=1, outputs=1
+        )
 
 
 class TestDraws:

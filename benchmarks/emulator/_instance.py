@@ -6,6 +6,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
+import anyio
 import attrs
 
 from ._profiles import Draw, Fault, ProviderProfile, _pick
@@ -26,6 +27,10 @@ class _Job:
     seed: int = 0
     created_at: str = ""
     cancelled: bool = False
+
+
+#: Faults whose work never makes an image.
+_NO_OUTPUT = frozenset({Fault.FAILED, Fault.CONTENT_REJECTED, Fault.STALL})
 
 
 class _Instance:
@@ -70,7 +75,23 @@ class _Instance:
             self.faults[fault.value] += 1
         return fault
 
+    def outputs(self) -> int:
+        """Jobs that made their image: ready, not cancelled before, not failed or stalled.
+        What a vendor that bills only outputs charges for (fal; Replicate's official
+        models); a synchronous API's image is made whether its client waits or not."""
+        try:
+            now = anyio.current_time()
+        except RuntimeError:  # read after the loop ended: every job had its time
+            now = float("inf")
+        return sum(
+            1
+            for job in self.jobs.values()
+            if not job.cancelled and job.ready <= now and job.fault not in _NO_OUTPUT
+        )
+
     def stats(self) -> ProviderStats:
         return ProviderStats(
-            **{name: self.counts[name] for name in _COUNTERS}, faults=dict(self.faults)
+            **{name: self.counts[name] for name in _COUNTERS},
+            outputs=self.outputs(),
+            faults=dict(self.faults),
         )

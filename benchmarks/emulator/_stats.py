@@ -39,6 +39,8 @@ class ProviderStats:
         polls: Status polls and result fetches.
         downloads: Output file GETs.
         tracked: Unsplash download-tracking GETs.
+        outputs: Billed work that made its image (ready, not cancelled first, not
+            failed or stalled): what a vendor billing only outputs charges for.
         faults: How many times each fault (by value) was applied.
     """
 
@@ -51,6 +53,7 @@ class ProviderStats:
     polls: int = 0
     downloads: int = 0
     tracked: int = 0
+    outputs: int = 0
     faults: dict[str, int] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
