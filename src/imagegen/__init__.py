@@ -39,6 +39,7 @@ from ._generator import DEFAULT, Hook, ImageGenerator
 from ._models import (
     Attempt,
     Event,
+    GeneratedImage,
     ImageRequest,
     ImageResult,
     Job,
@@ -103,6 +104,7 @@ __all__ = [
     "Experiment",
     "Fal",
     "Fallback",
+    "GeneratedImage",
     "GenerationCancelled",
     "GenerationLost",
     "HTTPProvider",

@@ -121,6 +121,7 @@ def _request(args: argparse.Namespace) -> ImageRequest:
         prompt=args.prompt,
         aspect_ratio=args.aspect_ratio,
         seed=args.seed,
+        n=args.n,
         output_format=args.format,
         **sides,
     )
@@ -152,10 +153,13 @@ async def _generate(
         if args.json:
             payload = result.to_dict()
             payload["path"] = _where(gen, result.key, result.url)
+            for shown, image in zip(payload["images"], result.images, strict=True):
+                shown["path"] = _where(gen, image.key, image.url)
             print(json.dumps(payload, indent=2), file=out)
         else:
             note = " (default image)" if result.is_default else ""
-            print(_where(gen, result.key, result.url), file=out)
+            for image in result.images:  # one line each: where to find it
+                print(_where(gen, image.key, image.url), file=out)
             print(
                 f"{result.width}x{result.height} {result.content_type} from {result.provider}"
                 f"{note} in {result.elapsed:.2f}s",

@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a shape such as 16:9 instead of --width/--height (about a megapixel)",
     )
     gen.add_argument("--seed", type=int, default=None, help="0 to 2**32-1")
+    gen.add_argument("-n", type=int, default=1, metavar="N", help="how many images, 1-10")
     gen.add_argument("--format", default="png", help="png, jpeg or webp")
     gen.add_argument("--out", metavar="DIR", default=None, help="store the image under DIR")
     gen.add_argument(

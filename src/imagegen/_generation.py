@@ -10,7 +10,7 @@ import attrs
 from ._errors import AllProvidersFailed, CircuitOpen, ProviderTimeout
 from ._models import Attempt, ImageResult
 from ._output import Output
-from ._request import ImageRequest
+from ._request import MAX_SEED, ImageRequest
 
 __all__ = ["FINAL_GRACE", "Generation"]
 
@@ -26,7 +26,9 @@ class Generation:
     ``stop`` comes before ``deadline``: providers stop by then, keeping time back
     for the default image and storing. ``output`` is the first provider image in
     hand (set the moment it arrives, so a deadline that cuts the bookkeeping after
-    it cannot lose it), ``result`` the stored image once it exists.
+    it cannot lose it), ``result`` the stored image once it exists. A request for
+    ``n`` images runs ``n`` parts (:meth:`for_image`) at once; their attempts join
+    this one's when they end.
     """
 
     id: str
@@ -40,6 +42,19 @@ class Generation:
     attempts: list[Attempt] = attrs.field(factory=list)
     output: Output | None = None
     result: ImageResult | None = None
+    index: int = 0  # which of the request's n images this one makes
+    stored: list[str] = attrs.field(factory=list)  # keys put (or being put), for a take-back
+
+    def for_image(self, index: int) -> Generation:
+        """The part of this generation that makes image ``index`` of ``request.n``:
+        the same id, request and times, attempts and output of its own. With a seed,
+        image ``i`` is drawn with ``seed + i``: the same seed would make the same image."""
+        request = self.request
+        if request.seed is not None and index:
+            request = attrs.evolve(request, seed=(request.seed + index) % (MAX_SEED + 1))
+        return attrs.evolve(
+            self, request=request, attempts=[], output=None, result=None, index=index
+        )
 
     @property
     def last_moment(self) -> float:

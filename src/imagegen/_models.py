@@ -27,6 +27,7 @@ from ._request import ImageRequest
 __all__ = [
     "Attempt",
     "Event",
+    "GeneratedImage",
     "ImageRequest",
     "ImageResult",
     "Job",
@@ -137,6 +138,38 @@ class Attempt:
 
 
 @attrs.frozen(kw_only=True)
+class GeneratedImage:
+    """One image of a generation (``ImageResult.images``): where it is stored, what it is.
+
+    ``url`` and ``key`` are None without storage (the bytes are in ``data``; a
+    hotlinked stock photo keeps its ``url``); ``width``/``height`` are the image's
+    own pixel size; ``provider`` made it.
+    """
+
+    url: str | None
+    key: str | None
+    provider: str
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    sha256: str
+    data: bytes | None = attrs.field(
+        default=None, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form without ``data``."""
+        return {k: v for k, v in attrs.asdict(self).items() if k != "data"}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratedImage:
+        """Rebuild an image stored with :meth:`to_dict` (``data`` is not stored)."""
+        stored: dict[str, Any] = {a.name: data.get(a.name) for a in attrs.fields(cls)}
+        return cls(**{**stored, "data": None})
+
+
+@attrs.frozen(kw_only=True)
 class ImageResult:
     """A finished image.
 
@@ -171,6 +204,8 @@ class ImageResult:
     data: bytes | None = attrs.field(
         default=None, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
     )
+    # After every field of the result's own image: by default, it is the only one.
+    images: tuple[GeneratedImage, ...] = attrs.field(repr=lambda i: f"<{len(i)} images>")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form without ``data``; times in ISO 8601."""
@@ -193,7 +228,27 @@ class ImageResult:
             "variant": self.variant,
             "warnings": [w.to_dict() for w in self.warnings],
             "cost": self.cost,
+            "images": [image.to_dict() for image in self.images],
         }
+
+    @images.default
+    def _just_this_one(self) -> tuple[GeneratedImage, ...]:
+        return (self.first,)
+
+    @property
+    def first(self) -> GeneratedImage:
+        """The result's own image (the first of ``images``), as a :class:`GeneratedImage`."""
+        return GeneratedImage(
+            url=self.url,
+            key=self.key,
+            provider=self.provider,
+            content_type=self.content_type,
+            size=self.size,
+            width=self.width,
+            height=self.height,
+            sha256=self.sha256,
+            data=self.data,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageResult:
@@ -217,7 +272,16 @@ class ImageResult:
             variant=data.get("variant"),
             warnings=tuple(RequestWarning.from_dict(w) for w in data.get("warnings", ())),
             cost=_cost(data.get("cost", 0.0)),
+            **_images(data),
         )
+
+
+def _images(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``images=`` for a stored result that has them (older ones: the result's own)."""
+    stored = data.get("images")
+    if not stored:
+        return {}
+    return {"images": tuple(GeneratedImage.from_dict(image) for image in stored)}
 
 
 @attrs.frozen(kw_only=True)
@@ -282,6 +346,7 @@ class Record:
     variant: str | None = None
     deadline: dt.datetime | None = None
     warnings: tuple[RequestWarning, ...] = ()
+    keys: tuple[str, ...] = ()  # every stored image's key, ``key`` first (n > 1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; times in ISO 8601."""
@@ -300,6 +365,7 @@ class Record:
             "variant": self.variant,
             "deadline": self.deadline.isoformat() if self.deadline else None,
             "warnings": [w.to_dict() for w in self.warnings],
+            "keys": list(self.keys),
         }
 
     @classmethod
@@ -322,6 +388,7 @@ class Record:
             variant=data.get("variant"),
             deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
             warnings=tuple(RequestWarning.from_dict(w) for w in data.get("warnings", ())),
+            keys=tuple(str(key) for key in data.get("keys", ())),
         )
 
 

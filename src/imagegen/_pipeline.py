@@ -102,17 +102,27 @@ class Pipeline:
 
     async def _run(self, gen: Generation, config: Config) -> ImageResult:
         rt = self._rt
+        # n images: n parts at once, each through the tiers on its own.
+        parts = [gen] if gen.request.n == 1 else [gen.for_image(i) for i in range(gen.request.n)]
         with rt.clock.deadline_scope(gen.stop):
             # The running record shares the providers' time: a backend that does not
             # answer costs them that time, never the deadline.
             await rt.records.started(gen)
-            await run_tiers(rt, gen, config)
-        if gen.output is None and not gen.attempts:
+            if len(parts) == 1:
+                await run_tiers(rt, gen, config)
+            else:
+                async with anyio.create_task_group() as tg:
+                    for part in parts:
+                        tg.start_soon(run_tiers, rt, part, config)
+        outputs = [part.output for part in parts if part.output is not None]
+        if len(parts) > 1:
+            gen.attempts = [attempt for part in parts for attempt in part.attempts]
+            gen.output = outputs[0] if outputs else None
+        if not outputs and not gen.attempts:
             gen.never_started([p.name for tier in config.tiers() for p in tier])
-        output = gen.output
-        if output is None:
-            output = await default_output(rt, gen, config.default_image)
-        return await store(rt, gen, config, output)
+        if not outputs:
+            outputs = [await default_output(rt, gen, config.default_image)]
+        return await store(rt, gen, config, outputs)
 
     async def _late(self, gen: Generation) -> ImageResult:
         """The deadline (and its grace) passed before the generation could finish."""
@@ -134,22 +144,25 @@ class Pipeline:
         raise error
 
     async def _take_back(self, gen: Generation) -> None:
-        """The caller gave up after the image was stored: delete it, so that no stored
+        """The caller gave up after images were stored: delete them, so that no stored
         object lacks its succeeded record. Only an object named after this generation:
         a content-addressed one may be shared with other records."""
-        rt, result = self._rt, gen.result
-        if result is None or result.key is None or rt.storage is None or gen.id not in result.key:
+        rt = self._rt
+        # Every object put (or being put) so far, the result assembled or not.
+        keys = [key for key in gen.stored if gen.id in key]
+        if not keys or rt.storage is None:
             return
         with (
             anyio.CancelScope(shield=True),
             rt.clock.deadline_scope(rt.clock.monotonic() + FINAL_GRACE) as bound,
         ):
-            try:
-                await rt.storage.delete(result.key)
-            except Exception as exc:  # noqa: BLE001 - the caller's cancellation goes on
-                logger.warning("generation %s: could not delete %s: %r", gen.id, result.key, exc)
+            for key in keys:
+                try:
+                    await rt.storage.delete(key)
+                except Exception as exc:  # noqa: BLE001 - the caller's cancellation goes on
+                    logger.warning("generation %s: could not delete %s: %r", gen.id, key, exc)
         if bound.cancelled_caught:
-            logger.warning("generation %s: deleting %s took too long", gen.id, result.key)
+            logger.warning("generation %s: deleting %s took too long", gen.id, ", ".join(keys))
 
     async def _failed(self, gen: Generation, error: ImageGenError) -> None:
         """The failed generation's final record: shielded, bounded, never raising."""

@@ -111,6 +111,7 @@ class Records:
             variant=gen.variant,
             deadline=gen.created_at + dt.timedelta(seconds=gen.deadline - gen.started),
             warnings=result.warnings if result else (),
+            keys=tuple(i.key for i in result.images if i.key) if result else (),
         )
         try:
             await self._tracker.save(record)

@@ -23,6 +23,7 @@ __all__ = [
 MAX_PROMPT = 4000
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 4096, 8
 MAX_SEED = 2**32 - 1
+MAX_IMAGES = 10  # n: images one generation may make
 MAX_METADATA_BYTES = 2048
 FORMATS = ("png", "jpeg", "webp")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -174,6 +175,14 @@ def _validate_aspect(_: object, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
+def _validate_n(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_IMAGES:
+        raise InvalidRequest(
+            f"n must be a whole number from 1 to {MAX_IMAGES} (got {value!r})",
+            field=attribute.name,
+        )
+
+
 def _convert_format(value: object) -> object:
     if isinstance(value, str):
         value = value.strip().lower()
@@ -256,6 +265,9 @@ class ImageRequest:
         width: Pixels, 64 to 4096, a multiple of 8.
         height: Pixels, 64 to 4096, a multiple of 8.
         seed: 0 to 2**32-1, or None for the provider's choice.
+        n: How many images, 1 to 10: each made by its own provider call, all at
+            once, under the one deadline (``ImageResult.images``); with a ``seed``,
+            image ``i`` is drawn with ``seed + i``.
         output_format: ``"png"``, ``"jpeg"`` (``"jpg"`` is read as jpeg) or ``"webp"``.
         metadata: str to str, at most 2 KB in all; stored with the record.
         provider_options: Per provider name, extra vendor fields passed through as is.
@@ -272,6 +284,7 @@ class ImageRequest:
     width: int = attrs.field(default=_side_default(0), validator=_validate_side)
     height: int = attrs.field(default=_side_default(1), validator=_validate_side)
     seed: int | None = attrs.field(default=None, validator=_validate_seed)
+    n: int = attrs.field(default=1, validator=_validate_n)
     output_format: str = attrs.field(
         default="png", converter=_convert_format, validator=_validate_format
     )
@@ -313,6 +326,8 @@ class ImageRequest:
         }
         if self.aspect_ratio is not None:
             summary["aspect_ratio"] = self.aspect_ratio
+        if self.n != 1:
+            summary["n"] = self.n
         return summary
 
 

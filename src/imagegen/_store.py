@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+
+import anyio
 
 from ._config import Config
 from ._errors import ImageGenError, StorageError
 from ._generation import Generation
 from ._image import extension_for
-from ._models import ImageResult, total_cost
+from ._models import GeneratedImage, ImageResult, RequestWarning, total_cost
 from ._output import Output
 from ._runtime import Runtime
 from ._warnings import request_warnings
@@ -60,12 +63,10 @@ async def _put(
     )
 
 
-async def store(rt: Runtime, gen: Generation, config: Config, output: Output) -> ImageResult:
-    """Store ``output`` (unless it is a hotlink), write the final record, return the result.
-
-    Raises:
-        StorageError: The image or its record could not be written.
-    """
+async def _stored(
+    rt: Runtime, gen: Generation, config: Config, output: Output, index: int
+) -> GeneratedImage:
+    """Store one image (unless it is a hotlink): image ``index`` of the generation."""
     data = output.data
     digest = hashlib.sha256(data).hexdigest() if data is not None else ""
     key = url = None
@@ -74,16 +75,18 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         url = output.hotlink
     elif storage is not None:
         day = gen.created_at
-        key = f"{rt.key_prefix}{day:%Y/%m/%d}/{gen.id}.{extension_for(output.content_type)}"
+        name = gen.id if index == 0 else f"{gen.id}-{index}"
+        key = f"{rt.key_prefix}{day:%Y/%m/%d}/{name}.{extension_for(output.content_type)}"
         metadata = {
             "generation-id": gen.id,
             "provider": output.provider,
             "prompt-sha256": hashlib.sha256(gen.request.prompt.encode()).hexdigest(),
         }
+        # Noted before the put: one cut off midway may have left its object behind.
+        gen.stored.append(key)
         stored = await _put(rt, gen, config, storage, key, output, metadata)
         key, url = stored.key, stored.url
-    result = ImageResult(
-        id=gen.id,
+    return GeneratedImage(
         url=url,
         key=key,
         provider=output.provider,
@@ -92,6 +95,71 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         width=output.width,
         height=output.height,
         sha256=digest,
+        data=data if storage is None else None,
+    )
+
+
+async def _store_all(
+    rt: Runtime, gen: Generation, config: Config, outputs: Sequence[Output]
+) -> list[tuple[Output, GeneratedImage]]:
+    """Store every image at once; the ones stored, in order (a failure only when none is)."""
+    if len(outputs) == 1:
+        return [(outputs[0], await _stored(rt, gen, config, outputs[0], 0))]
+    done: list[GeneratedImage | StorageError | None] = [None] * len(outputs)
+
+    async def one(index: int, output: Output) -> None:
+        try:
+            done[index] = await _stored(rt, gen, config, output, index)
+        except StorageError as exc:
+            done[index] = exc
+            logger.warning("generation %s: image %d was not stored: %s", gen.id, index, exc)
+
+    async with anyio.create_task_group() as tg:
+        for index, output in enumerate(outputs):
+            tg.start_soon(one, index, output)
+    stored = [
+        (o, image)
+        for o, image in zip(outputs, done, strict=True)
+        if isinstance(image, GeneratedImage)
+    ]
+    if not stored:
+        raise next(error for error in done if isinstance(error, StorageError))
+    return stored
+
+
+def _warnings(gen: Generation, outputs: Sequence[Output], made: int) -> tuple[RequestWarning, ...]:
+    """Every image's warnings, each once, and one for images asked for but not made."""
+    found: dict[RequestWarning, None] = {}
+    for output in outputs:
+        found.update(dict.fromkeys(request_warnings(gen.request, output)))
+    asked = gen.request.n
+    if made < asked:
+        by = "the default image" if outputs[0].provider == "default" else "the providers"
+        found[RequestWarning("n", f"asked for {asked} images, {made} made by {by}")] = None
+    return tuple(found)
+
+
+async def store(
+    rt: Runtime, gen: Generation, config: Config, outputs: Sequence[Output]
+) -> ImageResult:
+    """Store the images (but hotlinks), write the final record, return the result.
+
+    Raises:
+        StorageError: No image could be stored, or the record could not be written.
+    """
+    stored = await _store_all(rt, gen, config, outputs)
+    images = [image for _, image in stored]
+    output, first = stored[0]
+    result = ImageResult(
+        id=gen.id,
+        url=first.url,
+        key=first.key,
+        provider=first.provider,
+        content_type=first.content_type,
+        size=first.size,
+        width=first.width,
+        height=first.height,
+        sha256=first.sha256,
         elapsed=rt.clock.monotonic() - gen.started,
         attempts=tuple(gen.attempts),
         is_default=output.provider == "default",
@@ -99,9 +167,10 @@ async def store(rt: Runtime, gen: Generation, config: Config, output: Output) ->
         attribution=output.attribution,
         created_at=gen.created_at,
         variant=gen.variant,
-        warnings=request_warnings(gen.request, output),
+        warnings=_warnings(gen, outputs, len(images)),
         cost=total_cost(gen.attempts),
-        data=data if storage is None else None,
+        data=first.data,
+        images=tuple(images),
     )
     gen.result = result
     try:
