@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._experiments import Experiment, Variant
 from ._generator import DEFAULT, Hook, ImageGenerator
+from ._inputs import InputImage
 from ._models import (
     Attempt,
     Event,
@@ -114,6 +115,7 @@ __all__ = [
     "ImageGenerator",
     "ImageRequest",
     "ImageResult",
+    "InputImage",
     "InvalidConfig",
     "InvalidRequest",
     "Job",

@@ -16,13 +16,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
+import attrs
 
 from ._cancel import is_cancellation
 from ._clock import utc_now
 from ._config import Config
 from ._default_image import default_output
-from ._errors import GenerationCancelled, ImageGenError, StorageError
+from ._download import fetch_image
+from ._errors import GenerationCancelled, ImageGenError, InvalidRequest, StorageError
 from ._generation import FINAL_GRACE, Generation
+from ._inputs import InputImage
 from ._live_config import LiveConfig
 from ._models import ImageResult
 from ._request import ImageRequest
@@ -108,6 +111,8 @@ class Pipeline:
             # The running record shares the providers' time: a backend that does not
             # answer costs them that time, never the deadline.
             await rt.records.started(gen)
+            if any(image.url for image in gen.request.images):
+                await self._fetch_inputs(gen, parts)
             if len(parts) == 1:
                 await run_tiers(rt, gen, config)
             else:
@@ -123,6 +128,30 @@ class Pipeline:
         if not outputs:
             outputs = [await default_output(rt, gen, config.default_image)]
         return await store(rt, gen, config, outputs)
+
+    async def _fetch_inputs(self, gen: Generation, parts: list[Generation]) -> None:
+        """Fetch the request's input images given by URL, once, under the download
+        policy, before any provider is called: each then gets the same checked bytes.
+
+        Raises:
+            InvalidRequest: An input could not be fetched (naming ``images[i]``).
+        """
+        rt, request = self._rt, gen.request
+        fetched = []
+        for index, image in enumerate(request.images):
+            if image.url is None:
+                fetched.append(image)
+                continue
+            field = f"images[{index}]"
+            try:
+                data, _ = await fetch_image(
+                    image.url, http=rt.http_client(), policy=rt.download, provider=field
+                )
+            except ImageGenError as exc:
+                raise InvalidRequest(f"{field} could not be fetched: {exc}", field=field) from None
+            fetched.append(InputImage(data=data))
+        for part in parts:
+            part.request = attrs.evolve(part.request, images=tuple(fetched))
 
     async def _late(self, gen: Generation) -> ImageResult:
         """The deadline (and its grace) passed before the generation could finish."""

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ._errors import InvalidRequest
+from ._inputs import InputImage, input_image, input_images
 
 __all__ = [
     "CONTENT_TYPES",
@@ -183,6 +184,10 @@ def _validate_n(_: object, attribute: attrs.Attribute[Any], value: object) -> No
         )
 
 
+def _convert_mask(value: object) -> InputImage | None:
+    return None if value is None else input_image(value, "mask")
+
+
 def _convert_format(value: object) -> object:
     if isinstance(value, str):
         value = value.strip().lower()
@@ -265,6 +270,11 @@ class ImageRequest:
         width: Pixels, 64 to 4096, a multiple of 8.
         height: Pixels, 64 to 4096, a multiple of 8.
         seed: 0 to 2**32-1, or None for the provider's choice.
+        images: Images to start from (editing, image-to-image, references), each
+            bytes, an https URL, a ``data:image/...;base64,`` URI or an
+            :class:`InputImage`; at most 16. Only providers that take input images
+            are called (the others are skipped, their breakers untouched).
+        mask: Where to edit (transparent pixels), in the same forms; needs ``images``.
         n: How many images, 1 to 10: each made by its own provider call, all at
             once, under the one deadline (``ImageResult.images``); with a ``seed``,
             image ``i`` is drawn with ``seed + i``.
@@ -285,6 +295,8 @@ class ImageRequest:
     height: int = attrs.field(default=_side_default(1), validator=_validate_side)
     seed: int | None = attrs.field(default=None, validator=_validate_seed)
     n: int = attrs.field(default=1, validator=_validate_n)
+    images: tuple[InputImage, ...] = attrs.field(default=(), converter=input_images)
+    mask: InputImage | None = attrs.field(default=None, converter=_convert_mask)
     output_format: str = attrs.field(
         default="png", converter=_convert_format, validator=_validate_format
     )
@@ -296,6 +308,8 @@ class ImageRequest:
     )
 
     def __attrs_post_init__(self) -> None:
+        if self.mask is not None and not self.images:
+            raise InvalidRequest("mask needs an image to edit: give images too", field="mask")
         ratio = parse_aspect_ratio(self.aspect_ratio)
         if ratio is not None and (self.width, self.height) != size_for_ratio(ratio):
             raise InvalidRequest(
@@ -328,6 +342,9 @@ class ImageRequest:
             summary["aspect_ratio"] = self.aspect_ratio
         if self.n != 1:
             summary["n"] = self.n
+        if self.images:  # how many, never the bytes
+            summary["images"] = len(self.images)
+            summary["mask"] = self.mask is not None
         return summary
 
 

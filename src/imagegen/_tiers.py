@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ._attempt import ProviderAttempt
 from ._clock import Clock
 from ._config import Config
-from ._errors import CircuitOpen, InvalidConfig
+from ._errors import CircuitOpen, InvalidConfig, InvalidRequest
 from ._generation import Generation
 from ._models import Attempt
 from ._output import Output
@@ -117,7 +117,13 @@ async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | No
         stages_left -= strategy.stages(len(tier))
         admitted = []
         for provider in tier:
-            if await rt.breakers[provider.name].allow():
+            cannot = provider.cannot_serve(gen.request)
+            if cannot is not None:
+                # Not a failure of the provider's: its breaker is not asked, nor told.
+                field, why = cannot
+                error = InvalidRequest(f"{provider.name} {why}", field=field)
+                gen.attempts.append(Attempt(provider=provider.name, outcome="skipped", error=error))
+            elif await rt.breakers[provider.name].allow():
                 admitted.append(provider)
             else:
                 skipped.append(provider)
@@ -132,7 +138,7 @@ async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | No
             output = await _run_tier(rt, gen, config, admitted, stages_left)
             if output is not None:
                 return output
-    if skipped and len(skipped) == len(gen.attempts):
+    if skipped and len(skipped) == len(gen.attempts):  # every one of them by its breaker
         return await _earliest_trial(rt, gen, config, skipped)
     return None
 

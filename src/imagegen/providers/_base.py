@@ -384,6 +384,11 @@ class Provider(abc.ABC):
     #: ``{"seed": "OpenAI Images takes no seed"}``: a request that sets one of them
     #: (not None) gets that warning in ``ImageResult.warnings``.
     unsupported: ClassVar[Mapping[str, str]] = {}
+    #: How many input images a call takes (``ImageRequest.images``); 0: none. A
+    #: vendor whose models differ sets it per instance.
+    input_images: int = 0
+    #: Whether a call takes a mask with its input images.
+    masks: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -416,6 +421,18 @@ class Provider(abc.ABC):
                     field="price_per_image",
                 )
             self.price_per_image = float(price_per_image)
+
+    def cannot_serve(self, request: ImageRequest) -> tuple[str, str] | None:
+        """``(field, why)`` when this provider cannot make ``request`` at all (input
+        images or a mask it does not take); None when it can. Selection skips such a
+        provider without calling it or counting it against its breaker."""
+        if request.images and not self.input_images:
+            return "images", "takes no input images"
+        if len(request.images) > self.input_images:
+            return "images", f"takes at most {self.input_images} input image(s)"
+        if request.mask is not None and not self.masks:
+            return "mask", "takes no mask"
+        return None
 
     def price(self, request: ImageRequest) -> float | None:
         """USD the vendor bills for one image made for ``request``; None when not known.

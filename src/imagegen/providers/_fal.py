@@ -9,7 +9,6 @@ submit/poll loop is the shared one of ``_polling``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, Literal, NoReturn
 
@@ -22,6 +21,9 @@ from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._fal_errors import POLICY, classify_fal, infra_error, policy_reason, policy_violation
 from ._fal_webhooks import JWKS_URL, FalWebhooks
 from ._fal_wire import (
+    APP,
+    EDIT_INPUTS,
+    NAMESPACES,
     PLATFORM_URL,
     QUEUE_URL,
     RUN_URL,
@@ -37,6 +39,8 @@ from ._payloads import (
     as_int,
     checked_url,
     decode_data_uri,
+    edit_capability,
+    edit_inputs,
     first_mentioned,
     is_number,
     mentions,
@@ -47,8 +51,6 @@ from ._prices import fal_price
 
 __all__ = ["Fal", "FalRequest", "image_size"]
 
-_APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+$")
-_NAMESPACES = ("workflows", "comfy")  # app ids with one more leading segment
 # Statuses of a pricing lookup that say something about the key or the account; any
 # other 4xx means the key was accepted (see Fal.check).
 _KEY_STATUSES = (401, 402, 403, 408, 429)
@@ -86,7 +88,8 @@ class Fal(HTTPProvider):
     (``"png"`` or ``"jpeg"``; fal's FLUX apps have no WebP, so a WebP request is
     sent as ``"png"``), ``enable_safety_checker`` true, then the request's
     ``provider_options[name]`` merged over all of that. ``negative_prompt`` is not
-    sent (FLUX has none); pass it through ``provider_options`` for apps that take it.
+    sent (FLUX has none). Editing apps (``_fal_wire.EDIT_INPUTS``) get the input
+    image and mask as data URIs; other apps are skipped for requests with images.
 
     **Size.** ``image_size`` is fal's preset name when the size matches one exactly
     (``square_hd`` 1024x1024, ``square`` 512x512, ``portrait_4_3`` 768x1024,
@@ -106,19 +109,15 @@ class Fal(HTTPProvider):
     ``X-Fal-Needs-Retry``) decides whenever fal sends it. Validation errors (422,
     ``detail`` a list or a string) are not retryable; ``content_policy_violation``,
     like ``has_nsfw_concepts`` on an output, is :class:`ContentRejected`.
-
     **check().** ``GET {platform_url}/models/pricing?endpoint_id={app}`` on fal's
     Platform API (documented, authenticated, free; API-scope keys accepted).
 
-    **Gateways.** With fal's own ``base_url`` (host ``fal.run``) the queue is
-    ``https://queue.fal.run`` and the Platform API ``https://api.fal.ai/v1``. With
-    any other ``base_url`` (a gateway, the project's emulator), ``queue_url`` and
-    ``platform_url`` left unset follow it instead, so the key goes to no fal host
-    you did not name: ``base_url`` without a final ``/run`` segment, then
-    ``/queue`` and ``/v1`` (``http://127.0.0.1:8765/fal/run`` gives
-    ``http://127.0.0.1:8765/fal/queue`` and ``http://127.0.0.1:8765/fal/v1``;
-    ``https://gw.example/fal`` gives ``https://gw.example/fal/queue`` and
-    ``https://gw.example/fal/v1``). Pass them for any other layout.
+    **Gateways.** With fal's own ``base_url`` (``fal.run``) the queue is
+    ``queue.fal.run`` and the Platform API ``api.fal.ai/v1``. With any other
+    ``base_url`` (a gateway, the emulator), unset ``queue_url`` and ``platform_url``
+    follow it, so the key goes to no fal host you did not name: ``base_url``
+    without a final ``/run``, then ``/queue`` and ``/v1`` (``…/fal/run`` gives
+    ``…/fal/queue`` and ``…/fal/v1``). Pass them for any other layout.
 
     Args:
         key: The fal key (``id:secret``); default: ``FAL_KEY``, else
@@ -186,7 +185,7 @@ class Fal(HTTPProvider):
     ) -> None:
         if key is None:  # HTTPProvider checks a given key
             key = key_in(os.environ)
-        if not isinstance(app, str) or not _APP.match(app):
+        if not isinstance(app, str) or not APP.match(app):
             raise InvalidConfig(
                 f"fal: app must look like 'owner/alias[/path]' (got {app!r})", field="app"
             )
@@ -207,6 +206,7 @@ class Fal(HTTPProvider):
             price_per_image=price_per_image,
         )
         self.app = app
+        self.input_images, self.masks = edit_capability(EDIT_INPUTS.get(app))
         # Unset, the queue and the Platform API follow a gateway's base_url.
         if queue_url is None:
             queue_url = beside(self.base_url, "queue") or QUEUE_URL
@@ -254,6 +254,7 @@ class Fal(HTTPProvider):
             body["seed"] = request.seed
         body["output_format"] = "jpeg" if request.output_format == "jpeg" else "png"
         body["enable_safety_checker"] = True
+        body.update(edit_inputs(EDIT_INPUTS.get(self.app), request))
         body.update(request.options_for(self.name))
         return body
 
@@ -309,7 +310,7 @@ class Fal(HTTPProvider):
         # The URLs fal returned drop the app's subpath; rebuild them the way fal's
         # client does when they are missing or point at a host we were not given.
         parts = self.app.split("/")
-        root = "/".join(parts[: 3 if parts[0] in _NAMESPACES else 2])
+        root = "/".join(parts[: 3 if parts[0] in NAMESPACES else 2])
         base = f"{self.queue_url}/{root}/requests/{request_id}"
 
         def url(field: str, fallback: str) -> str:

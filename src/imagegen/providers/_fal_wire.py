@@ -8,15 +8,20 @@ queued request's status says.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
+from ._payloads import EditFields
 from ._polling import DONE, RUNNING, Progress
 
 __all__ = [
+    "APP",
+    "EDIT_INPUTS",
+    "NAMESPACES",
     "PLATFORM_URL",
     "QUEUE_URL",
     "RUN_URL",
@@ -26,6 +31,16 @@ __all__ = [
     "key_in",
     "progress",
 ]
+
+#: A fal app id: ``owner/alias[/path]``.
+APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+$")
+NAMESPACES = ("workflows", "comfy")  # app ids with one more leading segment
+#: Apps that take an input image: its input field, and the mask's (fal takes data URIs).
+EDIT_INPUTS: dict[str, EditFields] = {
+    "fal-ai/flux/dev/image-to-image": ("image_url", None),
+    "fal-ai/flux-pro/kontext": ("image_url", None),
+    "fal-ai/flux-pro/v1/fill": ("image_url", "mask_url"),
+}
 
 #: fal's own hosts: synchronous runs, the queue, the Platform API.
 RUN_URL = "https://fal.run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from fractions import Fraction
@@ -17,9 +18,11 @@ from .._errors import (
     ProviderQuotaExceeded,
     ProviderUnavailable,
 )
+from .._image import extension_for
+from .._inputs import InputImage
 from .._models import ImageRequest
 from ._base import ProviderContext, ProviderImage
-from ._http import HTTPProvider
+from ._http import FormFile, HTTPProvider
 from ._payloads import decode_base64
 from ._prices import openai_answer_cost, openai_price
 
@@ -44,6 +47,7 @@ QUALITIES: Mapping[Family, frozenset[str]] = {
 
 # 400 codes meaning the safety system refused the prompt or the picture.
 _REJECTED = frozenset({"content_policy_violation", "moderation_blocked"})
+_EDIT_IMAGES: dict[str, int] = {"gpt-image": 16, "dall-e-2": 1}
 # Out of money: a 429 `insufficient_quota`, or a 400 once the org's hard limit is hit.
 _NO_QUOTA = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
@@ -186,6 +190,9 @@ class OpenAIImages(HTTPProvider):
         )
         self.model = _check_text(model, "model", self.name)
         self.family: Family = family_of(model)
+        # Edits: GPT image models take up to 16 images, dall-e-2 one; both a mask.
+        self.input_images = _EDIT_IMAGES.get(self.family, 0)
+        self.masks = bool(self.input_images)
         if quality is not None:
             _check_text(quality, "quality", self.name)
             allowed = QUALITIES.get(self.family)
@@ -248,10 +255,31 @@ class OpenAIImages(HTTPProvider):
         body.update(request.options_for(self.name))
         return body
 
+    def edit_form(self, request: ImageRequest) -> list[tuple[str, str | FormFile]]:
+        """The multipart body of ``POST /images/edits``: the fields of
+        :meth:`body_for`, then the input images (``image[]`` for GPT image models,
+        which take several; ``image`` for dall-e-2) and the ``mask``."""
+        form: list[tuple[str, str | FormFile]] = [
+            (name, value if isinstance(value, str) else json.dumps(value))
+            for name, value in self.body_for(request).items()
+        ]
+        part = "image[]" if self.family == "gpt-image" else "image"
+        for index, image in enumerate(request.images):
+            form.append((part, _file(image, f"image-{index}")))
+        if request.mask is not None:
+            form.append(("mask", _file(request.mask, "mask")))
+        return form
+
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
-        """Make one image with one ``POST /images/generations``."""
+        """Make one image with one ``POST /images/generations`` (``/images/edits``, as
+        multipart, when the request carries input images)."""
         body = self.body_for(request)
-        response = await self.request(ctx, "POST", "images/generations", json=body, create=True)
+        if request.images:
+            response = await self.request(
+                ctx, "POST", "images/edits", form=self.edit_form(request), create=True
+            )
+        else:
+            response = await self.request(ctx, "POST", "images/generations", json=body, create=True)
         # The image was made (and billed) even if we cannot read the answer.
         answer = self.json(response, create=True)
         request_id = response.headers.get("x-request-id")
@@ -353,6 +381,13 @@ class OpenAIImages(HTTPProvider):
             code = error.get("code") if error.get("code") in _REJECTED else error.get("type")
             return ContentRejected(message, provider=self.name, status=status, reason=str(code))
         return super().classify(response, body, message, retry_after)
+
+
+def _file(image: InputImage, name: str) -> FormFile:
+    """An input image (bytes by now: the generator fetched any URL) as a multipart file."""
+    assert image.data is not None  # noqa: S101 - fetched before any provider is called
+    content_type = image.content_type or "application/octet-stream"
+    return FormFile(image.data, f"{name}.{extension_for(content_type)}", content_type)
 
 
 def _first_item(answer: Any) -> dict[str, Any] | None:

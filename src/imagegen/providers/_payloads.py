@@ -17,14 +17,20 @@ from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 import httpx
 
 from .._errors import InvalidConfig, ProviderError
+from .._inputs import InputImage
+from .._request import ImageRequest
 
 __all__ = [
     "FLUX_UNSUPPORTED",
     "SAFETY_WORDS",
+    "EditFields",
     "as_int",
     "checked_url",
+    "data_uri",
     "decode_base64",
     "decode_data_uri",
+    "edit_capability",
+    "edit_inputs",
     "error_message",
     "first_mentioned",
     "is_http_url",
@@ -60,6 +66,33 @@ def mentions(value: object, words: Iterable[str]) -> bool:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     lowered = text.lower()
     return any(word in lowered for word in words)
+
+
+#: A model's edit inputs: the field taking the input image, and the mask's (or None).
+EditFields = tuple[str, str | None]
+
+
+def data_uri(image: InputImage) -> str:
+    """An input image (bytes by now) as a ``data:`` URI, as vendors take small files."""
+    assert image.data is not None  # noqa: S101 - fetched before any provider is called
+    encoded = base64.b64encode(image.data).decode()
+    return f"data:{image.content_type};base64,{encoded}"
+
+
+def edit_capability(fields: EditFields | None) -> tuple[int, bool]:
+    """``(input_images, masks)`` for a model whose edit inputs are ``fields`` (None: none)."""
+    return (0, False) if fields is None else (1, fields[1] is not None)
+
+
+def edit_inputs(fields: EditFields | None, request: ImageRequest) -> dict[str, str]:
+    """The model's input fields for the request's input image and mask, as data URIs."""
+    if fields is None or not request.images:
+        return {}
+    image_field, mask_field = fields
+    found = {image_field: data_uri(request.images[0])}
+    if mask_field is not None and request.mask is not None:
+        found[mask_field] = data_uri(request.mask)
+    return found
 
 
 def first_mentioned(value: object, words: Iterable[str]) -> str | None:

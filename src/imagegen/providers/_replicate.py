@@ -21,11 +21,20 @@ from .._models import ImageRequest
 from .._webhooks import verify_standard_webhook
 from ._base import ProviderContext, ProviderImage, WebhookDelivery
 from ._http import HTTPProvider
-from ._payloads import FLUX_UNSUPPORTED, is_http_url, is_number, json_or_none, same_origin
+from ._payloads import (
+    FLUX_UNSUPPORTED,
+    edit_capability,
+    edit_inputs,
+    is_http_url,
+    is_number,
+    json_or_none,
+    same_origin,
+)
 from ._polling import PollSchedule, RemoteWork, submit_work, wait_for_work
 from ._prices import replicate_price
 from ._replicate_wire import (
     ASPECT_RATIOS,
+    EDIT_INPUTS,
     MODEL,
     OUTPUT_FORMATS,
     aspect_ratio,
@@ -198,6 +207,7 @@ class Replicate(HTTPProvider):
         )
         self.model = model
         self.version = version
+        self.input_images, self.masks = edit_capability(EDIT_INPUTS.get(model))
         self.webhook_url = webhook_url
         self._webhook_secret = webhook_secret.strip() if webhook_secret else None
         self.poll_interval = float(poll_interval)
@@ -219,6 +229,7 @@ class Replicate(HTTPProvider):
         }
         if request.seed is not None:
             data["seed"] = request.seed
+        data.update(edit_inputs(EDIT_INPUTS.get(self.model), request))
         data.update(request.options_for(self.name))
         return data
 

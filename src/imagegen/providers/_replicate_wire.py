@@ -16,7 +16,7 @@ import httpx
 
 from .._errors import ContentRejected, InvalidConfig, ProviderError, ProviderUnavailable
 from ._base import ProviderImage
-from ._payloads import decode_data_uri, json_or_none, mentions
+from ._payloads import EditFields, decode_data_uri, json_or_none, mentions
 from ._polling import DONE, RUNNING, Progress
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASPECT_RATIOS",
+    "EDIT_INPUTS",
     "MODEL",
     "OUTPUT_FORMATS",
     "aspect_ratio",
@@ -42,6 +43,12 @@ ASPECT_RATIOS: tuple[str, ...] = (
 MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: The request's output format as Replicate's models name it.
 OUTPUT_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+#: Official models that take an input image: its input field, and the mask's.
+EDIT_INPUTS: dict[str, EditFields] = {
+    "black-forest-labs/flux-dev": ("image", None),
+    "black-forest-labs/flux-kontext-pro": ("input_image", None),
+    "black-forest-labs/flux-fill-pro": ("image", "mask"),
+}
 
 _VERSION = re.compile(r"^[0-9a-fA-F]{64}$")
 _RUNNING = ("starting", "processing")
