@@ -25,6 +25,8 @@ MAX_PROMPT = 4000
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 4096, 8
 MAX_SEED = 2**32 - 1
 MAX_IMAGES = 10  # n: images one generation may make
+#: The portable safety levels: each vendor's strictest setting, or its most permissive.
+SAFETY_LEVELS = ("strict", "relaxed")
 MAX_METADATA_BYTES = 2048
 FORMATS = ("png", "jpeg", "webp")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -184,6 +186,14 @@ def _validate_n(_: object, attribute: attrs.Attribute[Any], value: object) -> No
         )
 
 
+def _validate_safety(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and value not in SAFETY_LEVELS:
+        raise InvalidRequest(
+            f"safety must be one of {', '.join(SAFETY_LEVELS)}, or None (got {value!r})",
+            field=attribute.name,
+        )
+
+
 def _convert_mask(value: object) -> InputImage | None:
     return None if value is None else input_image(value, "mask")
 
@@ -275,6 +285,10 @@ class ImageRequest:
             :class:`InputImage`; at most 16. Only providers that take input images
             are called (the others are skipped, their breakers untouched).
         mask: Where to edit (transparent pixels), in the same forms; needs ``images``.
+        safety: ``"strict"`` or ``"relaxed"``: set on each vendor's own safety control
+            (OpenAI's ``moderation``, fal's and Replicate's safety checker, Unsplash's
+            ``content_filter``); None leaves each vendor's default. A vendor without
+            such a control warns (``ImageResult.warnings``).
         n: How many images, 1 to 10: each made by its own provider call, all at
             once, under the one deadline (``ImageResult.images``); with a ``seed``,
             image ``i`` is drawn with ``seed + i``.
@@ -297,6 +311,7 @@ class ImageRequest:
     n: int = attrs.field(default=1, validator=_validate_n)
     images: tuple[InputImage, ...] = attrs.field(default=(), converter=input_images)
     mask: InputImage | None = attrs.field(default=None, converter=_convert_mask)
+    safety: str | None = attrs.field(default=None, validator=_validate_safety)
     output_format: str = attrs.field(
         default="png", converter=_convert_format, validator=_validate_format
     )
@@ -342,6 +357,8 @@ class ImageRequest:
             summary["aspect_ratio"] = self.aspect_ratio
         if self.n != 1:
             summary["n"] = self.n
+        if self.safety is not None:
+            summary["safety"] = self.safety
         if self.images:  # how many, never the bytes
             summary["images"] = len(self.images)
             summary["mask"] = self.mask is not None

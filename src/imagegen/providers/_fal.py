@@ -253,7 +253,7 @@ class Fal(HTTPProvider):
         if request.seed is not None:
             body["seed"] = request.seed
         body["output_format"] = "jpeg" if request.output_format == "jpeg" else "png"
-        body["enable_safety_checker"] = True
+        body["enable_safety_checker"] = request.safety != "relaxed"  # on unless relaxed
         body.update(edit_inputs(EDIT_INPUTS.get(self.app), request))
         body.update(request.options_for(self.name))
         return body

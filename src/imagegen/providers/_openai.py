@@ -20,7 +20,7 @@ from .._errors import (
 )
 from .._image import extension_for
 from .._inputs import InputImage
-from .._models import ImageRequest
+from .._models import ImageRequest, RequestWarning
 from ._base import ProviderContext, ProviderImage
 from ._http import FormFile, HTTPProvider
 from ._payloads import decode_base64
@@ -249,6 +249,8 @@ class OpenAIImages(HTTPProvider):
             body["quality"] = self.quality
         if self.family == "gpt-image":
             body["output_format"] = request.output_format
+            if request.safety is not None:
+                body["moderation"] = "low" if request.safety == "relaxed" else "auto"
         elif self.family in ("dall-e-3", "dall-e-2"):
             # Inline bytes save a download, and DALL·E URLs expire after an hour.
             body["response_format"] = "b64_json"
@@ -302,6 +304,9 @@ class OpenAIImages(HTTPProvider):
         width, height = size if size is not None else (None, None)
         # What this answer cost, from its usage (or the quality and size it names).
         cost = None if self.price_per_image is not None else openai_answer_cost(self.model, answer)
+        said: tuple[RequestWarning, ...] = ()  # a safety level DALL·E has no control for
+        if request.safety is not None and self.family != "gpt-image":
+            said = (RequestWarning("safety", f"{self.model} has no safety setting"),)
         b64 = item.get("b64_json")
         if isinstance(b64, str) and b64:
             return ProviderImage(
@@ -313,10 +318,13 @@ class OpenAIImages(HTTPProvider):
                 height=height,
                 raw=raw,
                 cost=cost,
+                warnings=said,
             )
         url = item.get("url")
         if isinstance(url, str) and url:
-            return ProviderImage(url=url, width=width, height=height, raw=raw, cost=cost)
+            return ProviderImage(
+                url=url, width=width, height=height, raw=raw, cost=cost, warnings=said
+            )
         raise ProviderUnavailable(
             f"the answer's image has neither b64_json nor url{_for(request_id)}",
             provider=self.name,

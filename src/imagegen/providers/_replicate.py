@@ -229,6 +229,8 @@ class Replicate(HTTPProvider):
         }
         if request.seed is not None:
             data["seed"] = request.seed
+        if request.safety is not None:  # FLUX's own checker: off only when relaxed
+            data["disable_safety_checker"] = request.safety == "relaxed"
         data.update(edit_inputs(EDIT_INPUTS.get(self.model), request))
         data.update(request.options_for(self.name))
         return data

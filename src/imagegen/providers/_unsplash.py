@@ -38,6 +38,7 @@ _MAX_QUERY_WORDS = 5
 _FALLBACK_WORDS = 3
 
 _CONTENT_FILTERS = ("low", "high")
+_FILTER_FOR = {"strict": "high", "relaxed": "low"}  # ImageRequest.safety
 _FORMATS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 # Filler words, and words that describe the rendering rather than the subject: a
@@ -346,7 +347,7 @@ class Unsplash(HTTPProvider):
         params = {
             "query": build_query(request.prompt),
             "orientation": orientation_for(request.width, request.height),
-            "content_filter": self.content_filter,
+            "content_filter": _FILTER_FOR.get(request.safety or "", self.content_filter),
         }
         if not params["query"]:
             del params["query"]  # a prompt of punctuation only: any photo will do
