@@ -238,17 +238,8 @@ class ImageResult:
     @property
     def first(self) -> GeneratedImage:
         """The result's own image (the first of ``images``), as a :class:`GeneratedImage`."""
-        return GeneratedImage(
-            url=self.url,
-            key=self.key,
-            provider=self.provider,
-            content_type=self.content_type,
-            size=self.size,
-            width=self.width,
-            height=self.height,
-            sha256=self.sha256,
-            data=self.data,
-        )
+        names = (a.name for a in attrs.fields(GeneratedImage))
+        return GeneratedImage(**{name: getattr(self, name) for name in names})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageResult:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 import anyio
+import attrs
 
 from ._config import Config
 from ._errors import ImageGenError, StorageError
@@ -152,14 +153,7 @@ async def store(
     output, first = stored[0]
     result = ImageResult(
         id=gen.id,
-        url=first.url,
-        key=first.key,
-        provider=first.provider,
-        content_type=first.content_type,
-        size=first.size,
-        width=first.width,
-        height=first.height,
-        sha256=first.sha256,
+        **attrs.asdict(first, recurse=False),  # the result's own image: the first
         elapsed=rt.clock.monotonic() - gen.started,
         attempts=tuple(gen.attempts),
         is_default=output.provider == "default",
@@ -169,7 +163,6 @@ async def store(
         variant=gen.variant,
         warnings=_warnings(gen, outputs, len(images)),
         cost=total_cost(gen.attempts),
-        data=first.data,
         images=tuple(images),
     )
     gen.result = result
