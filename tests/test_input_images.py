@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import respx
+from benchmarks.emulator import Emulator, ProviderProfile
 
 from imagegen import (
     AllProvidersFailed,
+    DownloadPolicy,
     Fal,
     ImageGenerator,
     ImageRequest,
@@ -181,3 +183,21 @@ class TestVendorForms:
             "images",
             "takes no input images",
         )
+
+
+async def test_an_edit_reaches_the_emulator_in_openais_form() -> None:
+    """Against the emulator's /images/edits: two images as image[] and the mask, as
+    multipart; the emulator takes them as images and answers with the edit."""
+    async with Emulator({"openai": ProviderProfile(api="openai")}) as emu:
+        gen = ImageGenerator(
+            providers=[emu.provider("openai", model="gpt-image-1")],
+            download=DownloadPolicy(allow_http=True, allow_private_networks=True),
+            default_image=None,
+        )
+        async with gen:
+            result = await gen.generate("make it night", images=[PNG, PNG], mask=PNG)
+        [edit] = emu.edits("openai")
+    assert result.provider == "openai"
+    assert (edit["images"], edit["mask"]) == (2, True)
+    fields = {k: v for k, v in edit["fields"] if isinstance(v, str)}
+    assert (fields["model"], fields["prompt"]) == ("gpt-image-1", "make it night")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.parser
+import email.policy
 import enum
 import http
 import json
@@ -31,6 +33,24 @@ class _Request:
             return json.loads(self.body) if self.body else {}
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
+
+    def form(self) -> list[tuple[str, str | bytes]] | None:
+        """A multipart/form-data body's parts, in order: (name, text or file bytes);
+        None when the body is not one."""
+        kind = self.headers.get("content-type", "")
+        if not kind.startswith("multipart/form-data"):
+            return None
+        head = f"Content-Type: {kind}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + self.body)
+        parts: list[tuple[str, str | bytes]] = []
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if not isinstance(name, str) or not isinstance(payload, bytes):
+                return None
+            is_file = part.get_param("filename", header="content-disposition") is not None
+            parts.append((name, payload if is_file else payload.decode()))
+        return parts
 
 
 @attrs.frozen

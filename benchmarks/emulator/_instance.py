@@ -42,6 +42,7 @@ class _Instance:
         self.counts: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.jobs: dict[str, _Job] = {}
+        self.edits: list[dict[str, Any]] = []  # what each OpenAI edit carried
         self.other_draws = 0
 
     def reset(self) -> None:
@@ -50,6 +51,7 @@ class _Instance:
         self.counts.clear()
         self.faults.clear()
         self.jobs.clear()
+        self.edits.clear()
         self.other_draws = 0
 
     def draw(self, prompt: str) -> Draw:

@@ -25,15 +25,30 @@ class _OpenAIRoutes(_Routes):
             return None
         path = rest[1:]
         if request.method == "POST" and path == ["images", "generations"]:
-            return (lambda: self._openai_generate(inst, request)), True
+            return (lambda: self._openai_generate(inst, request.json())), True
+        if request.method == "POST" and path == ["images", "edits"]:
+            return (lambda: self._openai_edit(inst, request)), True
         if request.method == "GET" and len(path) >= 2 and path[0] == "models":
             model = {"id": "/".join(path[1:]), "object": "model", "created": 0,
                      "owned_by": "emulator"}  # fmt: skip
             return (lambda: _done(_json(200, model))), False
         return None
 
-    async def _openai_generate(self, inst: _Instance, request: _Request) -> _Outcome:
-        body = request.json()
+    async def _openai_edit(self, inst: _Instance, request: _Request) -> _Outcome:
+        """``POST /images/edits``: multipart, the fields of a generation plus ``image``
+        (``image[]`` for several) files and an optional ``mask``; each must be an image."""
+        form = request.form()
+        if form is None:
+            return _error("openai", 400, "Invalid Content-Type header: expected multipart.")
+        images = [v for k, v in form if k in ("image", "image[]") and isinstance(v, bytes)]
+        masks = [v for k, v in form if k == "mask" and isinstance(v, bytes)]
+        if not images or not all(map(_is_image, [*images, *masks])):
+            return _error("openai", 400, "Invalid image file or mode for image.", code=None)
+        inst.counts["edits"] += 1
+        inst.edits.append({"images": len(images), "mask": bool(masks), "fields": form})
+        return await self._openai_generate(inst, {k: v for k, v in form if isinstance(v, str)})
+
+    async def _openai_generate(self, inst: _Instance, body: Any) -> _Outcome:
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             return _error("openai", 400, "'prompt' is a required property", code=None)
         prompt = body["prompt"]
@@ -87,3 +102,10 @@ class _OpenAIRoutes(_Routes):
                 },
             )
         return _answer(200, answer, job.fault, (request_id,))
+
+
+def _is_image(data: bytes) -> bool:
+    """PNG, JPEG or WebP by its magic bytes: what the edits endpoint takes."""
+    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -103,6 +104,11 @@ class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
     def stats(self, name: str) -> ProviderStats:
         """Instance ``name``'s counters."""
         return self._instances[name].stats()
+
+    def edits(self, name: str) -> list[dict[str, Any]]:
+        """What each OpenAI ``/images/edits`` call to ``name`` carried: the number of
+        images, whether a mask came, and the form's parts (in process only)."""
+        return list(self._instances[name].edits)
 
     def all_stats(self) -> dict[str, ProviderStats]:
         """Every instance's counters."""
