@@ -16,7 +16,7 @@ from collections.abc import Callable
 import attrs
 
 from ._cancel import is_cancellation
-from ._cost import add_cost, call_cost
+from ._cost import call_cost
 from ._errors import (
     ImageGenError,
     ProviderError,
@@ -25,7 +25,7 @@ from ._errors import (
     with_fields,
 )
 from ._generation import Generation
-from ._models import Attempt, AttemptOutcome
+from ._models import Attempt, AttemptOutcome, add_cost
 from ._output import Output, call_provider
 from ._runtime import Runtime
 from .providers import Provider, ProviderContext

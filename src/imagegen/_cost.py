@@ -16,7 +16,7 @@ from ._output import Output
 from ._request import ImageRequest
 from .providers import Provider
 
-__all__ = ["add_cost", "call_cost"]
+__all__ = ["call_cost"]
 
 
 def call_cost(
@@ -41,8 +41,3 @@ def call_cost(
     if not create_sent or refused:
         return 0.0
     return provider.price(request) if provider.bills_unanswered else None
-
-
-def add_cost(total: float | None, cost: float | None) -> float | None:
-    """``total + cost``, where not knowing either means not knowing the sum."""
-    return None if total is None or cost is None else total + cost

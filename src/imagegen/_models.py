@@ -7,6 +7,7 @@ Also the JSON round trip of errors (:func:`error_from_dict`), which needs
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
@@ -35,6 +36,7 @@ __all__ = [
     "Record",
     "RequestWarning",
     "VariantDayStats",
+    "add_cost",
     "error_from_dict",
     "total_cost",
 ]
@@ -48,14 +50,15 @@ def _cost(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def add_cost(total: float | None, cost: float | None) -> float | None:
+    """``total + cost``, where not knowing either means not knowing the sum."""
+    return None if total is None or cost is None else total + cost
+
+
 def total_cost(attempts: Iterable[Attempt]) -> float | None:
     """The sum of the attempts' costs; None when any of them is not known."""
-    total = 0.0
-    for attempt in attempts:
-        if attempt.cost is None:
-            return None
-        total += attempt.cost
-    return total
+    start: float | None = 0.0
+    return functools.reduce(add_cost, (attempt.cost for attempt in attempts), start)
 
 
 @attrs.frozen
