@@ -52,3 +52,17 @@ def test_png_says_nothing(tmp_path: Path, argv: list[str]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "warning:" not in proc.stderr
     assert "image/png from placeholder" in proc.stderr
+
+
+def test_shape_and_tier_on_the_command_line(tmp_path: Path) -> None:
+    """--aspect-ratio and --resolution make the size; a bad tier is exit 2 naming it."""
+    proc = run(
+        tmp_path, "generate", "a fox", "--aspect-ratio", "4:1", "--resolution", "1k", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert (payload["width"], payload["height"]) == (2048, 512)
+    assert payload["warnings"] == []
+    proc = run(tmp_path, "generate", "a fox", "--resolution", "8K")
+    assert proc.returncode == 2
+    assert "resolution must be one of 1K, 2K, 4K" in proc.stderr

@@ -11,7 +11,16 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 SRC = ROOT / "src" / "imagegen"
-VALUES = {"_errors", "_models", "_request", "_clock", "_image", "_inputs", "_experiments"}
+VALUES = {
+    "_errors",
+    "_models",
+    "_request",
+    "_shape",
+    "_clock",
+    "_image",
+    "_inputs",
+    "_experiments",
+}
 
 
 def contracts() -> dict[str, dict[str, object]]:

@@ -584,3 +584,53 @@ class TestAspectRatio:
 
     def test_absent_from_the_summary_when_not_given(self) -> None:
         assert "aspect_ratio" not in ImageRequest(prompt="x").summary()
+
+
+class TestResolution:
+    @pytest.mark.parametrize(
+        ("fields", "size"),
+        [
+            ({"resolution": "1K"}, (1024, 1024)),
+            ({"resolution": "2K"}, (2048, 2048)),
+            ({"resolution": "4K"}, (4096, 4096)),
+            ({"resolution": "2k"}, (2048, 2048)),  # read as 2K
+            ({"resolution": " 4k "}, (4096, 4096)),
+            ({"resolution": "1K", "aspect_ratio": "16:9"}, (1408, 792)),
+            ({"resolution": "2K", "aspect_ratio": "16:9"}, (2688, 1512)),
+            ({"resolution": "2K", "aspect_ratio": "3:2"}, (2520, 1680)),
+            ({"resolution": "4K", "aspect_ratio": "16:9"}, (4096, 2304)),  # long side capped
+            ({"resolution": "4K", "aspect_ratio": "9:16"}, (2304, 4096)),
+            ({"resolution": "2K", "width": 2048, "height": 2048}, (2048, 2048)),
+        ],
+    )
+    def test_a_tier_is_a_size(self, fields: dict[str, Any], size: tuple[int, int]) -> None:
+        """About 1, 4 or 16 megapixels, in the shape asked for, no side past 4096."""
+        request = ImageRequest(prompt="x", **fields)
+        assert (request.width, request.height) == size
+        assert request.resolution == fields["resolution"].strip().upper()
+        assert request.summary()["resolution"] == request.resolution
+        tier = {"1K": 1024, "2K": 2048, "4K": 4096}[request.resolution]
+        assert request.width * request.height <= tier * tier * 1.1
+        assert max(request.width, request.height) <= 4096
+
+    @pytest.mark.parametrize(
+        ("fields", "rule"),
+        [
+            ({"resolution": "8K"}, "one of 1K, 2K, 4K"),
+            ({"resolution": 2048}, "one of 1K, 2K, 4K"),
+            ({"resolution": "2K", "width": 1024}, "exclusive with width and height"),
+            ({"resolution": "4K", "height": 512}, "exclusive with width and height"),
+        ],
+    )
+    def test_refused_naming_the_field(self, fields: dict[str, Any], rule: str) -> None:
+        with pytest.raises(InvalidRequest, match=re.escape(rule)) as caught:
+            ImageRequest(prompt="x", **fields)
+        assert caught.value.field == "resolution"
+
+    def test_a_ratio_and_a_tier_that_disagree_with_the_size_name_the_ratio(self) -> None:
+        with pytest.raises(InvalidRequest) as caught:
+            ImageRequest(prompt="x", resolution="2K", aspect_ratio="16:9", width=1408, height=792)
+        assert caught.value.field == "aspect_ratio"
+
+    def test_absent_from_the_summary_when_not_given(self) -> None:
+        assert "resolution" not in ImageRequest(prompt="x").summary()

@@ -117,7 +117,9 @@ class TestAspectRatio:
         """A square for 16:9: the warning names aspect_ratio, not the derived sides."""
         result = await one(Drawn((1024, 1024)), clock, aspect_ratio="16:9")
         assert result.warnings == (
-            RequestWarning("aspect_ratio", "asked for 16:9, the image is 1024x1024", "drawn"),
+            RequestWarning(
+                "aspect_ratio", "asked for 16:9 (1408x792), the image is 1024x1024", "drawn"
+            ),
         )
 
     async def test_a_rounded_side_within_one_percent_is_the_shape(self, clock: FakeClock) -> None:
@@ -125,6 +127,40 @@ class TestAspectRatio:
         assert result.warnings == ()
         result = await one(Drawn((1344, 768)), clock, aspect_ratio="16:9")  # 1.75: 1.6 % off
         assert [w.field for w in result.warnings] == ["aspect_ratio"]
+
+
+class TestResolution:
+    async def test_the_placeholder_draws_the_tier(self, clock: FakeClock) -> None:
+        result = await one(Placeholder(), clock, resolution="2K", aspect_ratio="3:2")
+        assert (result.width, result.height) == (2520, 1680)
+        assert result.warnings == ()
+
+    async def test_a_smaller_image_is_one_warning_on_the_tier(self, clock: FakeClock) -> None:
+        """A megapixel for 2K: the shape is right, the tier is not."""
+        result = await one(Drawn((1408, 792)), clock, resolution="2K", aspect_ratio="16:9")
+        assert result.warnings == (
+            RequestWarning(
+                "resolution", "asked for 2K (2688x1512), the image is 1408x792", "drawn"
+            ),
+        )
+
+    async def test_a_vendors_own_sizing_of_the_tier_is_the_tier(self, clock: FakeClock) -> None:
+        """Gemini's 2K at 16:9 is 2752x1536: within the tier, and 16:9 within 1 %."""
+        result = await one(Drawn((2752, 1536)), clock, resolution="2K", aspect_ratio="16:9")
+        assert result.warnings == ()
+
+    async def test_a_tier_alone_asks_for_a_square(self, clock: FakeClock) -> None:
+        """One warning for the field asked, never two, and none on the derived sides."""
+        result = await one(Drawn((1536, 1024)), clock, resolution="1K")
+        assert [(w.field, w.message) for w in result.warnings] == [
+            ("resolution", "asked for 1K (1024x1024), the image is 1536x1024")
+        ]
+        result = await one(Drawn((4096, 4096)), clock, resolution="1K")
+        assert [w.field for w in result.warnings] == ["resolution"]
+
+    async def test_shape_and_tier_both_off(self, clock: FakeClock) -> None:
+        result = await one(Drawn((1024, 1024)), clock, resolution="4K", aspect_ratio="16:9")
+        assert [w.field for w in result.warnings] == ["aspect_ratio", "resolution"]
 
 
 class TestKeptAndShown:

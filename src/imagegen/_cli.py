@@ -115,11 +115,13 @@ def _check_out(directory: str) -> None:
 
 
 def _request(args: argparse.Namespace) -> ImageRequest:
-    # Only the sides given are passed: the others follow --aspect-ratio, or default.
+    # Only the sides given are passed: the others follow --aspect-ratio and
+    # --resolution, or default.
     sides = {k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None}
     return ImageRequest(
         prompt=args.prompt,
         aspect_ratio=args.aspect_ratio,
+        resolution=args.resolution,
         seed=args.seed,
         n=args.n,
         output_format=args.format,

@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="W:H",
         help="a shape such as 16:9 instead of --width/--height (about a megapixel)",
     )
+    gen.add_argument(
+        "--resolution",
+        default=None,
+        metavar="TIER",
+        help="1K, 2K or 4K: about 1, 4 or 16 megapixels (with --aspect-ratio, of that shape)",
+    )
     gen.add_argument("--seed", type=int, default=None, help="0 to 2**32-1")
     gen.add_argument("-n", type=int, default=1, metavar="N", help="how many images, 1-10")
     gen.add_argument("--format", default="png", help="png, jpeg or webp")

@@ -12,6 +12,17 @@ import attrs
 
 from ._errors import InvalidRequest
 from ._inputs import InputImage, input_image, input_images
+from ._shape import (
+    MAX_SIDE,
+    MIN_SIDE,
+    RESOLUTIONS,
+    SIDE_STEP,
+    check_aspect_ratio,
+    check_resolution,
+    parse_aspect_ratio,
+    resolution_name,
+    size_for,
+)
 
 __all__ = [
     "CONTENT_TYPES",
@@ -22,7 +33,6 @@ __all__ = [
 ]
 
 MAX_PROMPT = 4000
-MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 4096, 8
 MAX_SEED = 2**32 - 1
 MAX_IMAGES = 10  # n: images one generation may make
 #: The portable safety levels: each vendor's strictest setting, or its most permissive.
@@ -31,11 +41,6 @@ MAX_METADATA_BYTES = 2048
 FORMATS = ("png", "jpeg", "webp")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-#: A size drawn from an aspect ratio has exactly that ratio, sides that are multiples
-#: of 8, and about this many pixels (1 megapixel): 16:9 is 1408x792, 4:3 is 1184x888.
-ASPECT_AREA = 1024 * 1024
-MAX_ASPECT = 4.0  # 4:1 to 1:4
-MAX_ASPECT_TERM = 100  # "W:H" with W and H at most this (once reduced)
 
 
 def _is_int(value: object) -> bool:
@@ -120,62 +125,25 @@ def _validate_seed(_: object, attribute: attrs.Attribute[Any], value: object) ->
         raise InvalidRequest(f"seed must be between 0 and {MAX_SEED} (got {value})", field="seed")
 
 
-def parse_aspect_ratio(value: object) -> tuple[int, int] | None:
-    """``"W:H"`` as two positive integers, or None when it is not of that form."""
-    if not isinstance(value, str):
-        return None
-    left, sep, right = value.strip().partition(":")
-    if not sep or not left.isdigit() or not right.isdigit() or not left.isascii():
-        return None
-    w, h = int(left), int(right)
-    return (w, h) if w > 0 and h > 0 and right.isascii() else None
-
-
-def _reduced(ratio: tuple[int, int]) -> tuple[int, int]:
-    common = math.gcd(*ratio)
-    return ratio[0] // common, ratio[1] // common
-
-
-def size_for_ratio(ratio: tuple[int, int]) -> tuple[int, int]:
-    """The size closest to a megapixel with exactly the shape ``ratio`` asks for, in
-    sides that are multiples of ``SIDE_STEP`` (a reduced ratio's terms times 8, times
-    a whole scale)."""
-    w, h = _reduced(ratio)
-    unit = SIDE_STEP * SIDE_STEP * w * h
-    scale = max(1, round(math.sqrt(ASPECT_AREA / unit)))
-    return w * SIDE_STEP * scale, h * SIDE_STEP * scale
-
-
 def _side_default(index: int) -> Any:
-    """The default width (0) or height (1): from ``aspect_ratio`` when one is given."""
+    """The default width (0) or height (1): from ``aspect_ratio`` and ``resolution``."""
 
     def default(request: ImageRequest) -> int:
-        ratio = parse_aspect_ratio(request.aspect_ratio)
-        return 1024 if ratio is None else size_for_ratio(ratio)[index]
+        # Defaults are drawn before the validators run: a bad tier is refused there.
+        tier = request.resolution if request.resolution in RESOLUTIONS else None
+        return size_for(parse_aspect_ratio(request.aspect_ratio), tier)[index]
 
     return attrs.Factory(default, takes_self=True)
 
 
 def _validate_aspect(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    ratio = parse_aspect_ratio(value)
-    if ratio is None:
-        raise InvalidRequest(
-            f'aspect_ratio must be "W:H" with whole numbers, such as "16:9" (got {value!r})',
-            field=attribute.name,
-        )
-    if max(_reduced(ratio)) > MAX_ASPECT_TERM:
-        raise InvalidRequest(
-            f"aspect_ratio must be W:H with W and H at most {MAX_ASPECT_TERM} once reduced "
-            f"(got {value!r})",
-            field=attribute.name,
-        )
-    if not 1 / MAX_ASPECT <= ratio[0] / ratio[1] <= MAX_ASPECT:
-        raise InvalidRequest(
-            f"aspect_ratio must be between 1:{MAX_ASPECT:g} and {MAX_ASPECT:g}:1 (got {value!r})",
-            field=attribute.name,
-        )
+    if value is not None:
+        check_aspect_ratio(value, attribute.name)
+
+
+def _validate_resolution(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_resolution(value, attribute.name)
 
 
 def _validate_n(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -277,6 +245,10 @@ class ImageRequest:
             1408x792, exactly 16:9), and providers that take a ratio get the ratio
             itself. Giving
             both it and a width or height that differs is refused.
+        resolution: ``"1K"``, ``"2K"`` or ``"4K"`` (``"2k"`` is read as ``"2K"``):
+            about 1, 4 or 16 megapixels in the shape ``aspect_ratio`` asks for
+            (square without one), the long side at most 4096; with the same rule
+            against a width or height that differs.
         width: Pixels, 64 to 4096, a multiple of 8.
         height: Pixels, 64 to 4096, a multiple of 8.
         seed: 0 to 2**32-1, or None for the provider's choice.
@@ -305,6 +277,9 @@ class ImageRequest:
     aspect_ratio: str | None = attrs.field(
         default=None, converter=_strip_optional, validator=_validate_aspect
     )
+    resolution: str | None = attrs.field(
+        default=None, converter=resolution_name, validator=_validate_resolution
+    )
     width: int = attrs.field(default=_side_default(0), validator=_validate_side)
     height: int = attrs.field(default=_side_default(1), validator=_validate_side)
     seed: int | None = attrs.field(default=None, validator=_validate_seed)
@@ -326,11 +301,14 @@ class ImageRequest:
         if self.mask is not None and not self.images:
             raise InvalidRequest("mask needs an image to edit: give images too", field="mask")
         ratio = parse_aspect_ratio(self.aspect_ratio)
-        if ratio is not None and (self.width, self.height) != size_for_ratio(ratio):
+        if ratio is None and self.resolution is None:
+            return
+        if (self.width, self.height) != size_for(ratio, self.resolution):
+            field = "aspect_ratio" if ratio is not None else "resolution"
             raise InvalidRequest(
-                "aspect_ratio is exclusive with width and height: give the ratio, or the "
-                f"size (got aspect_ratio={self.aspect_ratio!r}, {self.width}x{self.height})",
-                field="aspect_ratio",
+                f"{field} is exclusive with width and height: give the shape, or the size "
+                f"(got {field}={getattr(self, field)!r}, {self.width}x{self.height})",
+                field=field,
             )
 
     @property
@@ -355,6 +333,8 @@ class ImageRequest:
         }
         if self.aspect_ratio is not None:
             summary["aspect_ratio"] = self.aspect_ratio
+        if self.resolution is not None:
+            summary["resolution"] = self.resolution
         if self.n != 1:
             summary["n"] = self.n
         if self.safety is not None:
