@@ -24,6 +24,7 @@ from imagegen import (
     Race,
     RedisState,
     Replicate,
+    SpendingCap,
     SQLiteState,
     Unsplash,
 )
@@ -184,6 +185,11 @@ class TestSettings:
             ("IMAGEGEN_MAX_IN_FLIGHT", "2.5"),
             ("IMAGEGEN_MAX_IN_FLIGHT", "lots"),
             ("IMAGEGEN_REDIS_URL", "not-a-redis-url"),
+            ("IMAGEGEN_SPENDING_CAP", "lots"),
+            ("IMAGEGEN_SPENDING_CAP", "-5"),
+            ("IMAGEGEN_SPENDING_CAP", "20,"),
+            ("IMAGEGEN_SPENDING_CAP", "=5"),
+            ("IMAGEGEN_SPENDING_CAP", "openai=inf"),
         ],
     )
     def test_refused(self, environ: dict[str, str], name: str, value: str) -> None:
@@ -320,6 +326,23 @@ class TestSettings:
         """IMAGEGEN_MAX_IN_FLIGHT bounds concurrent provider calls; none lifts the bound."""
         gen = ImageGenerator.from_env({**environ, "IMAGEGEN_MAX_IN_FLIGHT": value})
         assert gen.max_in_flight == expected
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("", None),
+            ("20", SpendingCap(daily=20)),
+            (" 0.5 ", SpendingCap(daily=0.5)),
+            ("openai=5, fal=2.5", SpendingCap(per_provider={"openai": 5, "fal": 2.5})),
+            ("20,openai=5", SpendingCap(daily=20, per_provider={"openai": 5})),
+        ],
+    )
+    def test_spending_cap(
+        self, environ: dict[str, str], value: str, expected: SpendingCap | None
+    ) -> None:
+        """IMAGEGEN_SPENDING_CAP: USD a day for all providers, name=USD for one, or both."""
+        gen = ImageGenerator.from_env({**environ, "IMAGEGEN_SPENDING_CAP": value})
+        assert gen.spending_cap == expected
 
     @pytest.mark.parametrize("value", ["none", "None", " NONE "])
     def test_no_default_image(self, environ: dict[str, str], value: str) -> None:

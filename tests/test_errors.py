@@ -28,6 +28,7 @@ from imagegen import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    SpendingCapReached,
     StorageError,
     UnknownJob,
     UnknownProvider,
@@ -63,6 +64,9 @@ SAMPLES: list[ImageGenError] = [
     CircuitOpen("every breaker is open", generation_id="gen-1"),
     AllProvidersFailed("every provider failed", generation_id="gen-2"),
     StorageError("bucket unreachable"),
+    SpendingCapReached(
+        "openai has spent $5 today (UTC), its cap is $5", provider="openai", spent=5.0, cap=5.0
+    ),
     WebhookVerificationError("bad signature"),
     GenerationCancelled("the caller cancelled the generation"),
     JobCancelled("the generator was closed"),

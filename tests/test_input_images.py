@@ -105,6 +105,7 @@ class TestWhoIsCalled:
             await gen.generate("x", images=[PNG])
         [attempt] = caught.value.attempts
         assert "takes no input images" in str(attempt.error)
+        assert str(caught.value).startswith("no provider could be called (placeholder: ")
 
     async def test_a_mask_needs_a_provider_that_takes_one(self, clock: FakeClock) -> None:
         no_mask = Editor("plain")

@@ -29,6 +29,7 @@ from ._errors import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    SpendingCapReached,
     StorageError,
     UnknownJob,
     UnknownProvider,
@@ -49,6 +50,7 @@ from ._models import (
     RequestWarning,
     VariantDayStats,
 )
+from ._spending import SpendingCap
 from ._sync import SyncGenerator, generate_sync
 from ._telemetry import Telemetry
 from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
@@ -149,6 +151,8 @@ __all__ = [
     "Retry",
     "SQLiteState",
     "Selection",
+    "SpendingCap",
+    "SpendingCapReached",
     "StateBackend",
     "Storage",
     "StorageError",

@@ -16,7 +16,12 @@ from ._output import Output
 from ._request import ImageRequest
 from .providers import Provider
 
-__all__ = ["call_cost"]
+__all__ = ["call_cost", "call_price"]
+
+
+def call_price(provider: Provider, request: ImageRequest) -> float | None:
+    """USD one call of ``provider`` for ``request`` would cost; None when not known."""
+    return provider.price(request) if provider.paid else 0.0
 
 
 def call_cost(

@@ -12,6 +12,7 @@ from ._config import NAMESPACE_RULE
 from ._download import DownloadPolicy
 from ._errors import InvalidConfig
 from ._settings import selection_from_name
+from ._spending import SpendingCap
 from .providers import BUILT_IN, Placeholder, Provider
 from .state import RedisState, SQLiteState, StateBackend
 from .storage import LocalStorage, R2Storage, Storage, r2_client
@@ -47,6 +48,32 @@ def _max_in_flight(environ: Mapping[str, str]) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise InvalidConfig(f"{name} must be an integer >= 1 or none (got {raw!r})", field=name)
     return int(raw)
+
+
+def _spending_cap(environ: Mapping[str, str]) -> SpendingCap:
+    """IMAGEGEN_SPENDING_CAP: ``20`` (USD a day, all providers), ``openai=5,fal=2.5``
+    (per provider), or both (``20,openai=5``)."""
+    name = "IMAGEGEN_SPENDING_CAP"
+    raw = environ.get(name) or ""
+    daily: float | None = None
+    per_provider: dict[str, float] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        provider, sep, amount = item.rpartition("=")
+        try:
+            usd = float(amount)
+        except ValueError:
+            usd = math.nan
+        if not item or not 0 <= usd < math.inf or (sep and not provider.strip()):
+            raise InvalidConfig(
+                f"{name} must be USD a day for all providers, name=USD pairs, or both, "
+                f"comma-separated, such as 20,openai=5 (got {raw!r})",
+                field=name,
+            )
+        if sep:
+            per_provider[provider.strip()] = usd
+        else:
+            daily = usd
+    return SpendingCap(daily=daily, per_provider=per_provider)
 
 
 def _download(environ: Mapping[str, str]) -> DownloadPolicy | None:
@@ -171,6 +198,8 @@ def settings_from_env(
         "config_ttl": _float(environ, "IMAGEGEN_CONFIG_TTL", 5.0),
         "max_in_flight": _max_in_flight(environ),
     }
+    if (environ.get("IMAGEGEN_SPENDING_CAP") or "").strip():
+        kwargs["spending_cap"] = _spending_cap(environ)
     if (environ.get("IMAGEGEN_DEFAULT_IMAGE") or "").strip().lower() == "none":
         kwargs["default_image"] = None
     download = _download(environ)

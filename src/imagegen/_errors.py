@@ -14,6 +14,7 @@ Every error carries structured fields; nothing needs its message parsed::
     │   └── ContentRejected                  not retryable, not a breaker failure
     ├── CircuitOpen                          .attempts .generation_id
     ├── AllProvidersFailed                   .attempts .generation_id
+    ├── SpendingCapReached                   .provider .spent .cap (a skipped attempt's)
     ├── GenerationCancelled                  the caller cancelled it (records)
     ├── GenerationLost                       its process stopped before it ended (records)
     ├── JobCancelled                         the generator closed before the job ended
@@ -53,6 +54,7 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "SpendingCapReached",
     "StorageError",
     "UnknownJob",
     "UnknownProvider",
@@ -283,6 +285,31 @@ class StorageError(ImageGenError):
     """Storing or reading an image failed."""
 
 
+class SpendingCapReached(ImageGenError):
+    """A provider was not called: today's spending (UTC) reached a cap of the generator's
+    :class:`~imagegen.SpendingCap` (``provider``'s own, or the overall one).
+
+    The error of a skipped attempt; nothing was sent. ``spent`` and ``cap`` are USD.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        spent: float | None = None,
+        cap: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.spent = spent
+        self.cap = cap
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {"provider": self.provider, "spent": self.spent, "cap": self.cap}
+        return {**super().to_dict(), **fields}
+
+
 class WebhookVerificationError(ImageGenError):
     """A webhook's signature was missing, wrong or stale."""
 
@@ -348,6 +375,7 @@ BY_KIND: dict[str, type[ImageGenError]] = {
         ContentRejected,
         CircuitOpen,
         AllProvidersFailed,
+        SpendingCapReached,
         GenerationCancelled,
         GenerationLost,
         JobCancelled,

@@ -85,12 +85,14 @@ class Generation:
                 generation_id=self.id,
             )
         if attempts and all(a.outcome == "skipped" for a in attempts):
-            return AllProvidersFailed(
-                "the deadline ran out before any provider could be called "
-                f"({self.deadline - self.started:g}s; {summary})",
-                attempts=attempts,
-                generation_id=self.id,
-            )
+            if all(isinstance(a.error, ProviderTimeout) for a in attempts):
+                why = (
+                    "the deadline ran out before any provider could be called "
+                    f"({self.deadline - self.started:g}s; {summary})"
+                )
+            else:  # none could take the request, or each was over its spending cap
+                why = f"no provider could be called ({summary})"
+            return AllProvidersFailed(why, attempts=attempts, generation_id=self.id)
         return AllProvidersFailed(
             f"all providers failed ({summary or 'none enabled'})",
             attempts=attempts,

@@ -12,7 +12,7 @@ default image (``_default_image``), storing (``_store``) and the records
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,29 +20,25 @@ import anyio
 import httpx
 
 from ._clock import Clock, SystemClock
-from ._config import NAMESPACE_RULE, Config
+from ._config import Config
+from ._configuring import Configuring
 from ._default_image import DEFAULT, DefaultImage
 from ._download import DownloadPolicy
-from ._errors import InvalidConfig, UnknownProvider
-from ._events import Events, Hook
+from ._errors import UnknownProvider
+from ._events import Hook
 from ._experiments import Experiment
-from ._guarded_state import bounded_read, guarded
 from ._health import check_providers, health, providers_status
 from ._http_headers import user_agent
 from ._jobs import Jobs
-from ._live_config import LiveConfig
 from ._models import ImageResult, Job, ProviderDayStats, Record, VariantDayStats
 from ._pipeline import Pipeline
-from ._records import Records
-from ._relay import WebhookRelay
 from ._request import ImageRequest, check_experiment_key, check_timeout, request_from
-from ._runtime import Runtime
-from ._slots import CallSlots
-from ._tracking import Tracker
+from ._spending import SpendingCap
+from ._wiring import wire
 from .providers import Provider, WebhookReceiver
 from .state import MemoryState, StateBackend
 from .storage import Storage
-from .strategies import CircuitBreaker, HedgeBudget, ProviderBreaker, Race, Retry, Selection
+from .strategies import CircuitBreaker, ProviderBreaker, Race, Retry, Selection
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -55,13 +51,7 @@ _T = TypeVar("_T")
 _WEBHOOK_CHECK_TIMEOUT = 5.0  # seconds a webhook's verification may take (key fetches)
 
 
-def _number(value: object, *, minimum: float, field: str, rule: str) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
-        raise InvalidConfig(f"{field} must be {rule}", field=field)
-    return float(value)
-
-
-class ImageGenerator:
+class ImageGenerator(Configuring):
     """Turns prompts into stored images, across providers that may be slow, failing or down.
 
     Args:
@@ -96,6 +86,9 @@ class ImageGenerator:
             turn, first come first served, within their deadline. Match it to your
             HTTP client's ``max_connections`` (100 for the client made here); None
             for no limit.
+        spending_cap: USD a UTC day may spend, overall and per provider; a provider
+            over its cap is skipped before anything is sent (see
+            :class:`SpendingCap`).
 
     Raises:
         InvalidConfig: A setting broke a rule; the message names it.
@@ -120,6 +113,7 @@ class ImageGenerator:
         config_ttl: float = 5.0,
         experiment: Experiment | None = None,
         max_in_flight: int | None = 100,
+        spending_cap: SpendingCap | None = None,
     ) -> None:
         providers = tuple(providers)
         config = Config(
@@ -131,82 +125,36 @@ class ImageGenerator:
             timeout=timeout,
             default_image=default_image,
         )
-        if namespace is not None and not NAMESPACE_RULE.match(namespace):
-            raise InvalidConfig(
-                "namespace must be 1-64 of letters, digits, '_' and '-'", field="namespace"
-            )
-        if not isinstance(download, DownloadPolicy):
-            raise InvalidConfig("download must be a DownloadPolicy", field="download")
-        hooks = tuple(hooks)
-        if not all(callable(hook) for hook in hooks):
-            raise InvalidConfig("hooks must be callables taking one Event", field="hooks")
-        ttl = _number(config_ttl, minimum=0, field="config_ttl", rule="seconds >= 0")
-        if max_in_flight is not None and (
-            not isinstance(max_in_flight, int)
-            or isinstance(max_in_flight, bool)
-            or max_in_flight < 1
-        ):
-            raise InvalidConfig("max_in_flight must be None or an int >= 1", field="max_in_flight")
-        if experiment is not None and not isinstance(experiment, Experiment):
-            raise InvalidConfig("experiment must be an Experiment", field="experiment")
         self.namespace = namespace
         self.storage = storage
         self.state: StateBackend = state if state is not None else MemoryState()
         self.download = download
         self.clock: Clock = clock if clock is not None else SystemClock()
-        # Every part reaches the backend through this: its failures become StorageErrors,
-        # and a backend that stops answering is noticed once, not by every generation.
-        backend = guarded(self.state, self.clock)
-        self._hooks = hooks
+        self._hooks = tuple(hooks)
+        parts = wire(
+            config,
+            state=self.state,
+            storage=storage,
+            download=download,
+            hooks=self._hooks,
+            namespace=namespace,
+            clock=self.clock,
+            config_ttl=config_ttl,
+            experiment=experiment,
+            max_in_flight=max_in_flight,
+            spending_cap=spending_cap,
+            http=self._http_client,
+        )
+        self._live, self._rt = parts.live, parts.rt
         self._http = http
         self._owns_http = http is None
         self._owned: list[Any] = []  # resources from_env() made for us, closed by aclose()
         self._closed = False
         self._hook_stack: AsyncExitStack | None = None
-        # "imagegen:<namespace>:" (empty namespace: "imagegen::"): namespaces cannot hold
-        # ":", so no namespace's keys can ever match another's prefix scan.
-        prefix = f"imagegen:{namespace or ''}:"
-        events = Events(hooks)
-        self._live = LiveConfig(
-            config,
-            state=backend,
-            prefix=prefix,
-            clock=self.clock,
-            ttl=ttl,
-            experiment=experiment,
-        )
-        self._rt = Runtime(
-            clock=self.clock,
-            state=backend,
-            storage=storage,
-            download=download,
-            events=events,
-            records=Records(
-                Tracker(backend, prefix=prefix),
-                clock=self.clock,
-                events=events,
-                experiment=experiment.name if experiment is not None else None,
-            ),
-            slots=CallSlots(max_in_flight, self.clock),
-            relay=WebhookRelay(backend, prefix, self.clock),
-            breakers={
-                p.name: ProviderBreaker(
-                    p.name,
-                    settings=lambda: self._live.current.breaker,
-                    state=backend,
-                    clock=self.clock,
-                    emit=events.send,
-                    prefix=prefix,
-                )
-                for p in providers
-            },
-            http=self._http_client,
-            state_prefix=prefix,
-            key_prefix=f"{namespace}/" if namespace else "",
-            budget=HedgeBudget(self.clock),
-        )
         self._pipeline = Pipeline(self._rt, self._live)
-        self._jobs = Jobs(backend, prefix, self.clock, self._pipeline.generate)
+        self._jobs = Jobs(
+            self._rt.state, self._rt.state_prefix, self.clock, self._pipeline.generate
+        )
 
     # -- resources ----------------------------------------------------------------
 
@@ -267,121 +215,6 @@ class ImageGenerator:
             await self._http.aclose()
         for resource in self._owned:
             await resource.aclose()
-
-    # -- configuration ------------------------------------------------------------
-
-    @property
-    def providers(self) -> tuple[Provider, ...]:
-        """The providers, in priority order."""
-        return self._live.current.providers
-
-    @property
-    def max_in_flight(self) -> int | None:
-        """At most this many provider calls run at once (None: no limit)."""
-        return self._rt.slots.limit
-
-    @property
-    def timeout(self) -> float:
-        """The current overall deadline, seconds."""
-        return self._live.current.timeout
-
-    @property
-    def strategy(self) -> Selection:
-        """The selection in force (``configure(strategy=...)`` changes it)."""
-        return self._live.current.strategy
-
-    @property
-    def retry(self) -> Retry:
-        """The retry policy in force."""
-        return self._live.current.retry
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        """The circuit-breaker settings in force (each provider's breaker: :meth:`breaker_for`)."""
-        return self._live.current.breaker
-
-    @property
-    def default_image(self) -> DefaultImage:
-        """What is served when every provider fails (``DEFAULT``, bytes, a Provider, None)."""
-        return self._live.current.default_image
-
-    @property
-    def config_ttl(self) -> float:
-        """Seconds between looks at the settings shared through the state backend."""
-        return self._live.ttl
-
-    def configure(self, **changes: Any) -> None:
-        """Change settings for the next generations, atomically; a bad change changes nothing.
-
-        Takes ``strategy``, ``retry``, ``breaker``, ``timeout``, ``default_image``,
-        ``enabled={name: bool}`` and ``priority=[names]`` (listed names first, in
-        that order; the rest keep theirs).
-
-        Raises:
-            InvalidConfig: Unknown setting or provider name, or a bad value.
-        """
-        self._live.configure(changes)
-
-    def update_settings(self, settings: Mapping[str, Any]) -> None:
-        """:meth:`configure` from settings JSON (the shape :meth:`settings` returns).
-
-        ``strategy`` is ``{"kind": ..., fields}``; ``retry`` and ``breaker`` are
-        objects of their fields; ``timeout``, ``enabled`` and ``priority`` as in
-        ``configure()``; ``default_image`` may only repeat what :meth:`settings` says,
-        so ``update_settings(settings())`` changes nothing. What
-        ``PATCH /admin/config`` and ``imagegen config set`` use.
-
-        Raises:
-            InvalidConfig: Naming the field, dotted for nested ones (``retry.attempts``).
-        """
-        self._live.update(settings)
-
-    def settings(self) -> dict[str, Any]:
-        """The run-time settings as JSON (what :meth:`configure` and PATCH /admin/config change).
-
-        ``strategy`` (``{"kind": ..., fields}``), ``timeout``, ``retry``, ``breaker``,
-        ``enabled``, ``priority``, and ``default_image`` described in a word
-        (``"placeholder"``, ``"bytes"``, ``"provider:<name>"`` or None). No secrets.
-        """
-        return self._live.settings()
-
-    async def refresh_config(self) -> None:
-        """Publish pending :meth:`configure` changes, or adopt newer shared settings, now.
-
-        Generators do this by themselves at most every ``config_ttl`` seconds.
-        """
-        await self._live.refresh(now=True)
-
-    async def publish_config(self) -> None:
-        """Write the current settings to the state backend for every generator sharing it.
-
-        Others pick them up within their ``config_ttl``. ``configure()`` changes are
-        published by the next generation anyway; call this to publish at once.
-        """
-        await self._read("the settings", self._live.publish)
-
-    async def shared_settings(self) -> dict[str, Any]:
-        """The settings shared through the state backend, as JSON (``{}``: none): those
-        changed (:meth:`configure`, ``imagegen config set``...) and not reset since.
-
-        Raises:
-            StorageError: The state backend failed or did not answer.
-        """
-        return await self._read("the settings", self._live.shared)
-
-    async def reset_settings(self, *names: str) -> None:
-        """Remove settings from the shared ones (all when none are named): every generator
-        on the backend goes back to its own values (the others within ``config_ttl``).
-
-        Raises:
-            InvalidConfig: A name is not a shared setting (``strategy``, ``timeout``,
-                ``retry``, ``breaker``, ``enabled``, ``priority``).
-            StorageError: The state backend failed or did not answer.
-        """
-        await self._read("the settings", lambda: self._live.reset(names))
-
-    def _read(self, what: str, read: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
-        return bounded_read(self.clock, what, read)
 
     # -- generation ---------------------------------------------------------------
 

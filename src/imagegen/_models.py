@@ -22,6 +22,7 @@ from ._errors import (
     InvalidConfig,
     InvalidRequest,
     ProviderError,
+    SpendingCapReached,
 )
 from ._request import ImageRequest
 
@@ -487,6 +488,9 @@ def error_from_dict(data: Mapping[str, Any]) -> ImageGenError:
         return cls(message, retryable=data.get("retryable"), **fields)
     if issubclass(cls, InvalidRequest | InvalidConfig):
         return cls(message, field=str(data.get("field", "")))
+    if issubclass(cls, SpendingCapReached):
+        fields = {name: data.get(name) for name in ("provider", "spent", "cap")}
+        return cls(message, **fields)
     if issubclass(cls, AttemptsError):
         attempts = tuple(Attempt.from_dict(a) for a in data.get("attempts", ()))
         return cls(message, attempts=attempts, generation_id=data.get("generation_id"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import anyio.abc
@@ -67,14 +68,22 @@ class Records:
         "_closing",
         "_events",
         "_experiment",
+        "_spent",
         "_tracker",
         "_warned_at",
     )
 
     def __init__(
-        self, tracker: Tracker, *, clock: Clock, events: Events, experiment: str | None
+        self,
+        tracker: Tracker,
+        *,
+        clock: Clock,
+        events: Events,
+        experiment: str | None,
+        spent: Callable[[str, float | None], None] | None = None,
     ) -> None:
         self._tracker = tracker
+        self._spent = spent  # told each call's cost once it is counted (spending caps)
         self._clock = clock
         self._events = events
         self._experiment = experiment
@@ -192,6 +201,9 @@ class Records:
                 )
             except Exception as exc:  # noqa: BLE001 - statistics never fail a generation
                 logger.warning("could not count a %s call to %s: %r", outcome, provider, exc)
+            finally:
+                if self._spent is not None:
+                    self._spent(provider, cost)
 
     async def finish_later(
         self, gen: Generation, result: ImageResult, background: anyio.abc.TaskGroup | None

@@ -19,6 +19,7 @@ from ._events import Events
 from ._records import Records
 from ._relay import WebhookRelay
 from ._slots import CallSlots
+from ._spending import Spending
 from .providers import Provider, ProviderContext
 from .state import StateBackend
 from .storage import Storage
@@ -54,6 +55,7 @@ class Runtime:
     state_prefix: str
     key_prefix: str
     budget: HedgeBudget
+    spending: Spending
     latency: defaultdict[str, LatencyWindow] = attrs.field(
         factory=lambda: defaultdict(LatencyWindow)
     )

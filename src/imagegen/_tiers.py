@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ._attempt import ProviderAttempt
 from ._clock import Clock
 from ._config import Config
+from ._cost import call_price
 from ._errors import CircuitOpen, InvalidConfig, InvalidRequest
 from ._generation import Generation
 from ._models import Attempt
@@ -113,16 +114,19 @@ async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | No
     strategy = config.strategy
     stages_left = sum(strategy.stages(len(tier)) for tier in tiers)
     skipped: list[Provider] = []
+    names = [p.name for p in config.providers]
     for tier in tiers:
         stages_left -= strategy.stages(len(tier))
         admitted = []
         for provider in tier:
-            cannot = provider.cannot_serve(gen.request)
-            if cannot is not None:
-                # Not a failure of the provider's: its breaker is not asked, nor told.
-                field, why = cannot
-                error = InvalidRequest(f"{provider.name} {why}", field=field)
-                gen.attempts.append(Attempt(provider=provider.name, outcome="skipped", error=error))
+            # Neither is a failure of the provider's: its breaker is not asked, nor told.
+            refusal = _refusal(provider, gen) or await rt.spending.refusal(
+                provider.name, names, call_price(provider, gen.request)
+            )
+            if refusal is not None:
+                gen.attempts.append(
+                    Attempt(provider=provider.name, outcome="skipped", error=refusal)
+                )
             elif await rt.breakers[provider.name].allow():
                 admitted.append(provider)
             else:
@@ -141,6 +145,15 @@ async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | No
     if skipped and len(skipped) == len(gen.attempts):  # every one of them by its breaker
         return await _earliest_trial(rt, gen, config, skipped)
     return None
+
+
+def _refusal(provider: Provider, gen: Generation) -> InvalidRequest | None:
+    """Why ``provider`` cannot serve the request (an input image it cannot take...)."""
+    cannot = provider.cannot_serve(gen.request)
+    if cannot is None:
+        return None
+    field, why = cannot
+    return InvalidRequest(f"{provider.name} {why}", field=field)
 
 
 async def _earliest_trial(

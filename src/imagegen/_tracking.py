@@ -13,7 +13,7 @@ import bisect
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._models import ProviderDayStats, Record, VariantDayStats
@@ -94,6 +94,14 @@ class Tracker:
             amounts[base + _latency_counter(latency)] = 1
         _count_cost(amounts, base, cost)
         await self._incr(amounts)
+
+    async def spent(self, day: dt.date, providers: Iterable[str]) -> dict[str, float]:
+        """USD each provider's calls of ``day`` are counted as costing (known costs only)."""
+        spent: dict[str, float] = {}
+        for provider in providers:
+            raw = await self.state.get(f"{self._stats}{day.isoformat()}:{provider}:cost.micros")
+            spent[provider] = 0.0 if raw is None else int(raw) / _MICROS
+        return spent
 
     async def _incr(self, amounts: dict[str, int]) -> None:
         if self._incr_many is not None:
