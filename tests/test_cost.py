@@ -220,3 +220,58 @@ class TestAgainstTheEmulatorsCharges:
         assert stats["fal"].outputs == 0  # ...and was stopped before its image
         charged = stats["replicate"].outputs * 0.003 + stats["fal"].outputs * 0.003
         assert result.cost == pytest.approx(charged)
+
+    async def test_a_hedge_pays_for_both_calls_as_the_vendors_charge(self) -> None:
+        """fal is slow: the hedge asks Replicate too, and Replicate wins. fal's queued
+        job is cancelled by its id before its image: the sum is what each made."""
+        profiles = {
+            "fal": ProviderProfile(api="fal", latency=Fixed(5.0)),
+            "replicate": ProviderProfile(api="replicate"),
+        }
+        async with Emulator(profiles) as emu:
+            providers = [
+                emu.provider("fal", queue=True, poll_interval=0.05),
+                emu.provider("replicate", poll_interval=0.05),
+            ]
+            gen = ImageGenerator(
+                providers=providers,
+                strategy=Hedge(initial_delay=0.2),
+                retry=Retry(attempts=1),
+                download=POLICY,
+                default_image=None,
+            )
+            async with gen:
+                result = await gen.generate("a fox", width=1024, height=1024)
+            stats = {name: emu.stats(name) for name in profiles}
+        assert result.provider == "replicate"
+        outcomes = {a.provider: (a.outcome, a.cost) for a in result.attempts}
+        assert outcomes == {"fal": ("cancelled", 0.0), "replicate": ("success", 0.003)}
+        assert (stats["fal"].billed, stats["fal"].outputs) == (1, 0)
+        charged = stats["replicate"].outputs * 0.003 + stats["fal"].outputs * 0.003
+        assert result.cost == pytest.approx(charged)
+
+    async def test_a_loser_whose_create_is_held_open_costs_what_is_not_known(self) -> None:
+        """Replicate is slow and loses a hedge while its create is held open
+        (``Prefer: wait``): whether it will be charged is not known when the result is
+        returned (its image may yet be made), so the sum is None, never a guess."""
+        profiles = {
+            "replicate": ProviderProfile(api="replicate", latency=Fixed(5.0)),
+            "fal": ProviderProfile(api="fal"),
+        }
+        async with Emulator(profiles) as emu:
+            providers = [
+                emu.provider("replicate", poll_interval=0.05),
+                emu.provider("fal", queue=True, poll_interval=0.05),
+            ]
+            gen = ImageGenerator(
+                providers=providers,
+                strategy=Hedge(initial_delay=0.2),
+                retry=Retry(attempts=1),
+                download=POLICY,
+                default_image=None,
+            )
+            async with gen:
+                result = await gen.generate("a fox", width=1024, height=1024)
+        outcomes = {a.provider: (a.outcome, a.cost) for a in result.attempts}
+        assert outcomes == {"replicate": ("cancelled", None), "fal": ("success", 0.003)}
+        assert result.cost is None
