@@ -146,6 +146,15 @@ class TestGenerate:
         assert body["created_at"].startswith("2026-01-01T00:00:00")
         assert body["attempts"][0]["outcome"] == "success"
 
+    async def test_a_shape_and_a_tier(self, clock: FakeClock) -> None:
+        gen = ImageGenerator(providers=[Placeholder()], storage=MemoryStorage(), clock=clock)
+        payload = {"prompt": "a red fox", "aspect_ratio": "4:1", "resolution": "1k"}
+        async with client(create_app(gen)) as http:
+            response = await http.post("/images/generate", json=payload)
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["width"], body["height"], body["warnings"]) == (2048, 512, [])
+
     async def test_hanging_provider_gives_default_image(self, clock: FakeClock) -> None:
         """A provider that never answers: the default image by the deadline, still 200."""
         gen = ImageGenerator(providers=[hanging("a")], timeout=5.0, clock=clock)
@@ -164,6 +173,8 @@ class TestGenerate:
             ({"prompt": "fox", "colour": "red"}, "colour"),
             ({"prompt": "fox", "output_format": "gif"}, "output_format"),
             ({"prompt": "fox", "async": "yes"}, "async"),
+            ({"prompt": "fox", "resolution": "8K"}, "resolution"),
+            ({"prompt": "fox", "resolution": "2K", "width": 512}, "resolution"),
             ([1, 2], "body"),
         ],
     )
