@@ -61,9 +61,11 @@ class TestContracts:
             assert {f"imagegen.{m}" for m in pipeline} <= forbidden
 
     def test_strategies_see_no_provider_module_but_the_contract(self) -> None:
-        """Every module of imagegen.providers but _base is forbidden to strategies."""
+        """Every module of imagegen.providers but the contract (_base, and the context a
+        call gets: _context) is forbidden to strategies."""
         forbidden = set(contracts()["strategies"]["forbidden_modules"])
-        modules = {p.stem for p in (SRC / "providers").glob("_*.py")} - {"__init__", "_base"}
+        contract = {"__init__", "_base", "_context"}
+        modules = {p.stem for p in (SRC / "providers").glob("_*.py")} - contract
         assert {f"imagegen.providers.{m}" for m in modules} <= forbidden
 
     @pytest.mark.skipif(
