@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, Self
 
-import anyio
-import attrs
 import httpx
 
 from .._download import DownloadPolicy
@@ -37,6 +35,7 @@ from .._errors import (
 from .._http_headers import parse_retry_after, user_agent
 from .._webhooks import hidden_in_logs, url_secrets
 from ._base import Provider, ProviderContext
+from ._http_io import CreateSending, Form, FormFile, body_arguments, read_answer
 from ._payloads import SAFETY_WORDS, checked_url, error_message, first_mentioned, json_or_none
 
 __all__ = [
@@ -51,27 +50,6 @@ _CONNECT_TIMEOUT = 10.0
 #: DownloadPolicy accepts, in base64 (4/3 of it, as an inline image comes), plus
 #: 1 MiB for the JSON around it.
 DEFAULT_MAX_RESPONSE_BYTES: Final = DownloadPolicy().max_bytes * 4 // 3 + 2**20
-#: Of an error answer (status >= 400) only this much is read: enough for any error body.
-_ERROR_BODY_BYTES = 64 * 1024
-
-
-@attrs.frozen
-class FormFile:
-    """One file in a multipart body (see :meth:`HTTPProvider.request`'s ``form=``).
-
-    Args:
-        data: The file's bytes (never shown in repr).
-        filename: The part's file name; vendors often check its extension.
-        content_type: The part's Content-Type.
-    """
-
-    data: bytes = attrs.field(repr=False)
-    filename: str = "file"
-    content_type: str = "application/octet-stream"
-
-
-#: A multipart body: fields (str) and files, by name; a sequence repeats a name.
-Form = Mapping[str, str | FormFile] | Sequence[tuple[str, str | FormFile]]
 
 
 class HTTPProvider(Provider):
@@ -220,6 +198,7 @@ class HTTPProvider(Provider):
         create: bool = False,
         authenticate: bool = True,
         hide: Iterable[str] = (),
+        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         """Send one request within ``ctx``'s deadline; a non-2xx answer raises.
 
@@ -236,7 +215,8 @@ class HTTPProvider(Provider):
         reached the vendor, ``ctx.create_sent`` is set.
 
         The answer is read as it streams in, and refused once it passes
-        ``max_response_bytes`` (of an error answer only the first 64 KiB are kept).
+        ``max_response_bytes`` (of an error answer only the first 64 KiB are kept);
+        ``on_chunk`` sees each piece of a successful answer as it comes (a stream).
         While the request runs, httpx's log shows ``***`` for the key, for
         ``hide`` (secrets the URL or its parameters carry) and for callback tokens.
 
@@ -247,7 +227,7 @@ class HTTPProvider(Provider):
             TypeError: More than one body, or ``content_type`` without ``content``
                 (a mistake in the provider, not a vendor failure).
         """
-        body = _body_arguments(json, form, content, content_type)
+        body = body_arguments(json, form, content, content_type)
         if authenticate:
             self.require_key()
         send_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
@@ -258,7 +238,7 @@ class HTTPProvider(Provider):
         send_headers.update(headers or {})
         remaining = max(0.001, ctx.remaining())
         timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))
-        sending = _CreateSending(ctx) if create else None
+        sending = CreateSending(ctx) if create else None
         outgoing = ctx.http.build_request(
             method,
             self.url(path),
@@ -270,7 +250,13 @@ class HTTPProvider(Provider):
         )
         with hidden_in_logs(*self.log_secrets(), *hide):
             try:
-                response = await self._exchange(ctx.http, outgoing)
+                response = await read_answer(
+                    ctx.http,
+                    outgoing,
+                    limit=self.max_response_bytes,
+                    provider=self.name,
+                    on_chunk=on_chunk,
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The request never reached the vendor: nothing can have been created.
                 raise ProviderUnavailable(
@@ -287,57 +273,6 @@ class HTTPProvider(Provider):
         if response.status_code >= 400:
             raise self.error_for(response, create=create)
         return response
-
-    async def _exchange(self, http: httpx.AsyncClient, outgoing: httpx.Request) -> httpx.Response:
-        """Send ``outgoing`` and read its answer, at most ``max_response_bytes`` of it."""
-        response = await http.send(outgoing, stream=True)
-        status = response.status_code
-        limit = self.max_response_bytes if status < 400 else _ERROR_BODY_BYTES
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            declared = response.headers.get("content-length", "")
-            if status < 400 and declared.isdigit() and int(declared) > limit:
-                raise self._too_long(status, limit)
-            # Past the limit the read is cancelled rather than left: the cancellation
-            # ends each of httpx's nested stream generators at the network read, where
-            # a break would leave them half-read (trio warns about every one).
-            stop = False
-            with anyio.CancelScope() as reading:
-                async for chunk in response.aiter_bytes():
-                    if stop:
-                        break  # a stream that never waits for the network
-                    chunks.append(chunk[: max(0, limit - size)])
-                    size += len(chunk)
-                    # An error answer is cut at the limit; any other must not pass it.
-                    stop = size > limit or (status >= 400 and size >= limit)
-                    if stop:
-                        reading.cancel()
-            if size > limit and status < 400:
-                raise self._too_long(status, limit)
-        finally:
-            await response.aclose()
-        # The body is decoded already: the new answer must not claim an encoding.
-        kept = [
-            (name, value)
-            for name, value in response.headers.multi_items()
-            if name.lower() not in ("content-encoding", "content-length")
-        ]
-        return httpx.Response(
-            status,
-            headers=kept,
-            content=b"".join(chunks),
-            request=outgoing,
-            extensions=response.extensions,
-        )
-
-    def _too_long(self, status: int, limit: int) -> ProviderUnavailable:
-        return ProviderUnavailable(
-            f"the answer is longer than {limit} bytes (max_response_bytes); not read further",
-            provider=self.name,
-            status=status,
-            retryable=False,
-        )
 
     def _failure(self, method: str, exc: httpx.HTTPError, *, create: bool) -> ProviderError:
         """The error an httpx failure after connecting stands for."""
@@ -439,58 +374,3 @@ class HTTPProvider(Provider):
     def __repr__(self) -> str:
         key = "set" if self._key else "missing"
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key={key})"
-
-
-class _CreateSending:
-    """Tells a context when its create may have reached the vendor.
-
-    httpcore reports each step of a request through the ``trace`` extension; from
-    the first byte sent on, the create may exist at the vendor. A transport that
-    reports nothing (a mock, a custom one) leaves only the outcome to go by: any
-    end but a refused connection counts as sent.
-    """
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        self._ctx = ctx
-        self._connecting = False  # reported steps so far were all about connecting
-
-    async def trace(self, event: str, _info: Mapping[str, Any]) -> None:
-        if ".send_request" in event:
-            self.answered()
-        elif event.startswith("connection."):
-            self._connecting = True
-
-    def answered(self) -> None:
-        self._ctx._note_create_sent()  # noqa: SLF001 - the flag is this machinery's to set
-
-    def ended(self, exc: BaseException) -> None:
-        """The request failed or was cut off: sent, unless it provably never left."""
-        if not (self._connecting or isinstance(exc, httpx.PoolTimeout)):
-            self.answered()
-
-
-def _body_arguments(
-    json: Any, form: Form | None, content: bytes | None, content_type: str | None
-) -> dict[str, Any]:
-    """httpx's keyword for the one body given (see :meth:`HTTPProvider.request`)."""
-    given = [n for n, v in (("json", json), ("form", form), ("content", content)) if v is not None]
-    if len(given) > 1:
-        raise TypeError(f"request() takes one body, not {' and '.join(given)}")
-    if content_type is not None and content is None:
-        raise TypeError("request(content_type=...) goes with content=")
-    if content is not None:
-        return {"content": content}
-    if form is None:
-        return {"json": json}
-    items = form.items() if isinstance(form, Mapping) else form
-    # Fields go as parts without a file name, so even a form without files is sent as
-    # multipart/form-data (httpx would send fields alone url-encoded).
-    parts = [
-        (name, (value.filename, value.data, value.content_type))
-        if isinstance(value, FormFile)
-        else (name, (None, value))
-        for name, value in items
-    ]
-    if not parts:
-        raise TypeError("request(form=...) needs at least one field or file")
-    return {"files": parts}
