@@ -37,6 +37,7 @@ class TestExamples:
             ("quickstart.py", "succeeded"),
             ("sync_script.py", "placeholder: 2 images today"),
             ("spending_cap.py", "spent today: premium $0.08, budget $0.06"),
+            ("previews.py", "preview 2 from sketcher"),
             ("custom_provider.py", "paintbot:"),
             ("custom_strategy.py", "mid won after: budget (error), mid (success)"),
             ("testing_with_fakes.py", "all three checks passed"),

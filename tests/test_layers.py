@@ -19,6 +19,7 @@ VALUES = {
     "_clock",
     "_image",
     "_inputs",
+    "_previews",
     "_experiments",
 }
 

@@ -60,6 +60,8 @@ class _Reply:
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
     cut: bool = False  # send the head and half the body, then reset the connection
+    #: A streamed body instead (chunked): each piece sent after its pause, in seconds.
+    pieces: tuple[tuple[float, bytes], ...] = ()
 
 
 class _Action(enum.Enum):
@@ -112,9 +114,11 @@ async def _done(reply: _Reply) -> _Outcome:
 
 
 def _encode(conn: h11.Connection, reply: _Reply) -> bytes:
+    """The reply as bytes to send; of a streamed one, only its head (see ``pieces``)."""
+    length = () if reply.pieces else (("content-length", str(len(reply.body))),)
     headers = [
         ("content-type", reply.content_type),
-        ("content-length", str(len(reply.body))),
+        *length,
         ("server", "imagegen-emulator"),
         *reply.headers,
     ]
@@ -123,6 +127,8 @@ def _encode(conn: h11.Connection, reply: _Reply) -> bytes:
     except ValueError:
         reason = b""
     out = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)) or b""
+    if reply.pieces:
+        return out  # h11 frames the pieces chunked: no length was given
     if reply.body:
         out += conn.send(h11.Data(data=reply.body)) or b""
     out += conn.send(h11.EndOfMessage()) or b""

@@ -1,18 +1,22 @@
-"""OpenAI Images' API: image generations (URL or b64_json) and the models lookup."""
+"""OpenAI Images' API: image generations and edits (URL or b64_json, or streamed as
+server-sent events with partial images for GPT image models) and the models lookup."""
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import Any
 
 import anyio
 
 from ._errors import _error
-from ._http import _done, _Handler, _json, _Outcome, _Request
-from ._instance import _Instance
+from ._http import _done, _Handler, _json, _Outcome, _Reply, _Request
+from ._instance import _Instance, _Job
 from ._profiles import _REFUSALS, Fault
 from ._routes import _answer, _Routes
+
+Header = tuple[str, str]
 
 
 class _OpenAIRoutes(_Routes):
@@ -46,9 +50,12 @@ class _OpenAIRoutes(_Routes):
             return _error("openai", 400, "Invalid image file or mode for image.", code=None)
         inst.counts["edits"] += 1
         inst.edits.append({"images": len(images), "mask": bool(masks), "fields": form})
-        return await self._openai_generate(inst, {k: v for k, v in form if isinstance(v, str)})
+        fields = {k: v for k, v in form if isinstance(v, str)}
+        return await self._openai_generate(inst, fields, kind="image_edit")
 
-    async def _openai_generate(self, inst: _Instance, body: Any) -> _Outcome:
+    async def _openai_generate(
+        self, inst: _Instance, body: Any, kind: str = "image_generation"
+    ) -> _Outcome:
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             return _error("openai", 400, "'prompt' is a required property", code=None)
         prompt = body["prompt"]
@@ -70,8 +77,11 @@ class _OpenAIRoutes(_Routes):
         fmt = str(body.get("output_format") or "png") if gpt else "png"
         job = self._new_job(inst, draw, prompt, fmt, body, model)
         await self._accepted(job)
-        await anyio.sleep(job.latency)
         request_id = ("x-request-id", f"req_{job.id}")
+        if gpt and body.get("stream") in (True, "true"):
+            inst.counts["streams"] += 1
+            return self._openai_stream(inst, job, body, kind, request_id)
+        await anyio.sleep(job.latency)
         if job.fault is Fault.FAILED:
             return _error(
                 "openai",
@@ -94,14 +104,58 @@ class _OpenAIRoutes(_Routes):
                 output_format=fmt,
                 quality=body.get("quality", "auto") if body.get("quality") != "auto" else "low",
                 size=body.get("size", "1024x1024"),
-                usage={
-                    "input_tokens": len(prompt.split()),
-                    "input_tokens_details": {"image_tokens": 0, "text_tokens": len(prompt.split())},
-                    "output_tokens": 272,
-                    "total_tokens": 272 + len(prompt.split()),
-                },
+                usage=_usage(prompt),
             )
         return _answer(200, answer, job.fault, (request_id,))
+
+    def _openai_stream(
+        self, inst: _Instance, job: _Job, body: dict[str, Any], kind: str, request_id: Header
+    ) -> _Reply:
+        """``partial_images`` (0 to 3) partial images, then the image, as server-sent
+        events spread over the job's latency; a FAILED job ends with an error event."""
+        try:
+            previews = max(0, min(3, int(body.get("partial_images") or 0)))
+        except ValueError:
+            previews = 0
+        image = base64.b64encode(self._payload(inst, job)).decode()
+        common = {
+            "created_at": int(time.time()),
+            "size": body.get("size", "1024x1024"),
+            "quality": body.get("quality") or "low",
+            "background": "opaque",
+            "output_format": job.fmt,
+        }
+        step = job.latency / (previews + 1)
+        pieces = [
+            (step, _event(f"{kind}.partial_image", {**common, "b64_json": image,
+                                                      "partial_image_index": index}))
+            for index in range(previews)
+        ]  # fmt: skip
+        if job.fault is Fault.FAILED:
+            error = {"type": "server_error", "code": None, "message": "The server had an error."}
+            pieces.append((step, _event("error", {"type": "error", "error": error})))
+        else:
+            final = {**common, "b64_json": image, "usage": _usage(job.prompt)}
+            pieces.append((step, _event(f"{kind}.completed", final)))
+        return _Reply(
+            200, content_type="text/event-stream", headers=(request_id,), pieces=tuple(pieces)
+        )
+
+
+def _usage(prompt: str) -> dict[str, Any]:
+    words = len(prompt.split())
+    return {
+        "input_tokens": words,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": words},
+        "output_tokens": 272,
+        "total_tokens": 272 + words,
+    }
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event: its type, and its data (with the type in it) as JSON."""
+    payload = json.dumps({"type": kind, **data}, separators=(",", ":"))
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
 
 
 def _is_image(data: bytes) -> bool:

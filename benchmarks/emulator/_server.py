@@ -162,6 +162,11 @@ class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
                         _set_reset(stream)
                         return
                     await stream.send(data)
+                    for pause, piece in outcome.pieces:
+                        await anyio.sleep(pause)
+                        await stream.send(conn.send(h11.Data(data=piece)) or b"")
+                    if outcome.pieces:
+                        await stream.send(conn.send(h11.EndOfMessage()) or b"")
                     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                         await _close_gracefully(stream)
                         return

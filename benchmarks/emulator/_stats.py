@@ -2,7 +2,7 @@
 
 Counters (:class:`ProviderStats`, per instance) count requests, creates, billed work,
 cancellations (and those that stopped running work), client disconnects, polls,
-downloads, download reports, and each fault applied.
+downloads, download reports, streamed answers, and each fault applied.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ _COUNTERS = (
     "polls",
     "downloads",
     "tracked",
+    "streams",
 )
 
 
@@ -39,6 +40,7 @@ class ProviderStats:
         polls: Status polls and result fetches.
         downloads: Output file GETs.
         tracked: Unsplash download-tracking GETs.
+        streams: OpenAI creates answered as a stream of events (``"stream": true``).
         outputs: Billed work that made its image (ready, not cancelled first, not
             failed or stalled): what a vendor billing only outputs charges for.
         faults: How many times each fault (by value) was applied.
@@ -53,6 +55,7 @@ class ProviderStats:
     polls: int = 0
     downloads: int = 0
     tracked: int = 0
+    streams: int = 0
     outputs: int = 0
     faults: dict[str, int] = attrs.field(factory=dict)
 

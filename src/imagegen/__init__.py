@@ -50,6 +50,7 @@ from ._models import (
     RequestWarning,
     VariantDayStats,
 )
+from ._previews import Preview
 from ._spending import SpendingCap
 from ._sync import SyncGenerator, generate_sync
 from ._telemetry import Telemetry
@@ -131,6 +132,7 @@ __all__ = [
     "NotRunning",
     "OpenAIImages",
     "Placeholder",
+    "Preview",
     "Provider",
     "ProviderAuthError",
     "ProviderBreaker",

@@ -11,7 +11,7 @@ state backend) cannot lose it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -27,6 +27,7 @@ from ._errors import (
 from ._generation import Generation
 from ._models import Attempt, AttemptOutcome, add_cost
 from ._output import Output, call_provider
+from ._previews import preview_sink
 from ._runtime import Runtime
 from .providers import Provider, ProviderContext
 from .strategies import ProviderBreaker, Retry
@@ -102,6 +103,12 @@ class ProviderAttempt:
         await self._done("success", None, begun)
         return output
 
+    def _preview_sink(self) -> Callable[[bytes, int], Awaitable[None]] | None:
+        gen = self.gen
+        if gen.on_preview is None or not gen.previews:
+            return None
+        return preview_sink(gen.on_preview, gen.id, self.provider.name, gen.index)
+
     async def _try(self, _: int) -> Output:
         """One call: a slot, the call within its limit, then what it teaches."""
         rt, gen, provider = self.rt, self.gen, self.provider
@@ -126,6 +133,8 @@ class ProviderAttempt:
                 job_id=gen.job_id,
                 spawn=True,
                 inbox=True,
+                previews=gen.previews,
+                on_preview=self._preview_sink(),
             )
             await rt.events.emit("attempt_started", gen.id, name, {"try": self._tries})
             self._in_flight = True

@@ -10,6 +10,7 @@ import attrs
 from ._errors import AllProvidersFailed, CircuitOpen, ProviderTimeout
 from ._models import Attempt, ImageResult
 from ._output import Output
+from ._previews import PreviewHandler
 from ._request import MAX_SEED, ImageRequest
 
 __all__ = ["FINAL_GRACE", "Generation"]
@@ -43,6 +44,8 @@ class Generation:
     output: Output | None = None
     result: ImageResult | None = None
     index: int = 0  # which of the request's n images this one makes
+    previews: int = 0  # partial images each call asks for, for on_preview
+    on_preview: PreviewHandler | None = None
     stored: list[str] = attrs.field(factory=list)  # keys put (or being put), for a take-back
 
     def for_image(self, index: int) -> Generation:

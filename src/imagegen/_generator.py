@@ -32,6 +32,7 @@ from ._http_headers import user_agent
 from ._jobs import Jobs
 from ._models import ImageResult, Job, ProviderDayStats, Record, VariantDayStats
 from ._pipeline import Pipeline
+from ._previews import PreviewHandler, check_previews
 from ._request import ImageRequest, check_experiment_key, check_timeout, request_from
 from ._spending import SpendingCap
 from ._wiring import wire
@@ -225,6 +226,8 @@ class ImageGenerator(Configuring):
         *,
         experiment_key: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for this call, not a wait
+        on_preview: PreviewHandler | None = None,
+        previews: int = 2,
         **fields: Any,
     ) -> ImageResult:
         """Make one image: ``generate("a red fox")`` or ``generate(ImageRequest(...))``.
@@ -235,6 +238,11 @@ class ImageGenerator(Configuring):
         otherwise the generator's ``timeout`` applies. With an experiment,
         ``experiment_key`` (a user id, say) keeps a caller on one variant.
 
+        ``on_preview`` (a function of one :class:`Preview`, sync or async) gets the
+        partial images of providers that stream them while they draw (OpenAI's GPT
+        image models), ``previews`` (1 to 3) per call, as they come; a provider that
+        sends none says so in a warning on ``previews``.
+
         Raises:
             InvalidRequest: A field broke a rule; nothing was sent.
             AllProvidersFailed: Every provider failed and there is no default image.
@@ -244,7 +252,10 @@ class ImageGenerator(Configuring):
         checked = request_from(request, fields)
         key = check_experiment_key(experiment_key)
         limit = check_timeout(timeout)
-        return await self._pipeline.generate(checked, experiment_key=key, limit=limit)
+        wanted = check_previews(on_preview, previews)
+        return await self._pipeline.generate(
+            checked, experiment_key=key, limit=limit, previews=wanted, on_preview=on_preview
+        )
 
     async def submit(
         self,

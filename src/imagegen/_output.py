@@ -67,6 +67,10 @@ async def call_provider(
         )
         # fetch_image checked this header already; this only reads its size again.
         width, height = dimensions(data) or (width, height)
+    warnings = image.warnings
+    if ctx.previews and not ctx.previews_sent:
+        said = f"{name} sent no partial images"
+        warnings = (*warnings, RequestWarning("previews", said))
     return Output(
         provider=name,
         data=data,
@@ -76,7 +80,7 @@ async def call_provider(
         source_url=image.url,
         attribution=image.attribution,
         hotlink=image.url if image.hotlink else None,
-        warnings=image.warnings,
+        warnings=warnings,
         cost=image.cost,
         unsupported=provider.unsupported,
     )

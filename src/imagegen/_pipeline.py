@@ -28,6 +28,7 @@ from ._generation import FINAL_GRACE, Generation
 from ._inputs import InputImage
 from ._live_config import LiveConfig
 from ._models import ImageResult
+from ._previews import PreviewHandler
 from ._request import ImageRequest
 from ._runtime import Runtime
 from ._store import store
@@ -54,6 +55,8 @@ class Pipeline:
         job_id: str | None = None,
         experiment_key: str | None = None,
         limit: float | None = None,
+        previews: int = 0,
+        on_preview: PreviewHandler | None = None,
     ) -> ImageResult:
         """Make one image for a valid ``request``, by the deadline (see ``generate()``):
         ``limit`` seconds when given, else the settings' ``timeout``."""
@@ -76,6 +79,8 @@ class Pipeline:
             created_at=utc_now(rt.clock),
             job_id=job_id,
             variant=variant.name if variant is not None else None,
+            previews=previews,
+            on_preview=on_preview,
         )
         summary: Callable[[], Mapping[str, Any]] = request.summary
         if variant is not None:

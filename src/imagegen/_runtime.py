@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio.abc
 import attrs
@@ -103,11 +103,14 @@ class Runtime:
         job_id: str | None = None,
         spawn: bool = False,
         inbox: bool = False,
+        previews: int = 0,
+        on_preview: Callable[[bytes, int], Awaitable[None]] | None = None,
     ) -> ProviderContext:
         """A :class:`ProviderContext` for one call to ``provider`` ending by ``deadline``.
 
         ``spawn`` lends it the background (where an abandoned create is finished and
-        undone), ``inbox`` the webhook relay (deliveries, callback tokens).
+        undone), ``inbox`` the webhook relay (deliveries, callback tokens),
+        ``on_preview`` where the ``previews`` partial images asked for go.
         """
         background = self.background if spawn else None
         return ProviderContext(
@@ -119,6 +122,8 @@ class Runtime:
             http_factory=self.http_client,
             spawn=background.start_soon if background is not None else None,
             inbox=self.relay.inbox(provider.name) if inbox else None,
+            previews=previews if on_preview is not None else 0,
+            on_preview=on_preview,
         )
 
     async def cancel_remote(self, provider: Provider, ctx: ProviderContext) -> None:

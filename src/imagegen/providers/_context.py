@@ -79,6 +79,7 @@ class ProviderContext:
         default=None, alias="on_preview"
     )
     handle: object = attrs.field(default=None, init=False)
+    _previews_sent: int = attrs.field(default=0, init=False)
     _create_sent: bool = attrs.field(default=False, init=False)
 
     @property
@@ -248,7 +249,13 @@ class ProviderContext:
         comes. Returns at once when no one asked for previews; never raises (a failing
         handler is logged by the generator, and the call goes on)."""
         if self._on_preview is not None:
+            self._previews_sent += 1
             await self._on_preview(data, index)
+
+    @property
+    def previews_sent(self) -> int:
+        """How many previews :meth:`preview` has handed over."""
+        return self._previews_sent
 
     def started(self, handle: object) -> None:
         """Report that billable remote work exists (a prediction id, a queue id).

@@ -23,6 +23,7 @@ from .._inputs import InputImage
 from .._models import ImageRequest, RequestWarning
 from ._base import ProviderContext, ProviderImage
 from ._http import FormFile, HTTPProvider
+from ._openai_stream import ImageStream
 from ._payloads import decode_base64
 from ._prices import openai_answer_cost, openai_price
 
@@ -276,15 +277,30 @@ class OpenAIImages(HTTPProvider):
         """Make one image with one ``POST /images/generations`` (``/images/edits``, as
         multipart, when the request carries input images)."""
         body = self.body_for(request)
+        # Previews asked for: GPT image models stream partial images, then the image.
+        stream = ImageStream(ctx) if ctx.previews and self.family == "gpt-image" else None
+        streaming = {"stream": True, "partial_images": ctx.previews} if stream else {}
+        on_chunk = stream.feed if stream is not None else None
         if request.images:
+            form = self.edit_form(request) + [(k, json.dumps(v)) for k, v in streaming.items()]
             response = await self.request(
-                ctx, "POST", "images/edits", form=self.edit_form(request), create=True
+                ctx, "POST", "images/edits", form=form, create=True, on_chunk=on_chunk
             )
         else:
-            response = await self.request(ctx, "POST", "images/generations", json=body, create=True)
-        # The image was made (and billed) even if we cannot read the answer.
-        answer = self.json(response, create=True)
+            response = await self.request(
+                ctx,
+                "POST",
+                "images/generations",
+                json={**body, **streaming},
+                create=True,
+                on_chunk=on_chunk,
+            )
         request_id = response.headers.get("x-request-id")
+        # The image was made (and billed) even if we cannot read the answer.
+        answer = self.json(response, create=True) if stream is None else stream.answer()
+        if answer is None:
+            assert stream is not None  # noqa: S101 - only a stream can bring no answer
+            raise self._stream_error(stream.error, response.status_code, request_id)
         ctx.logger.debug("%s: image made, request id %s", self.name, request_id)
         item = _first_item(answer)
         if item is None:
@@ -331,6 +347,23 @@ class OpenAIImages(HTTPProvider):
             status=response.status_code,
             retryable=False,
         )
+
+    def _stream_error(
+        self, error: dict[str, Any] | None, status: int, request_id: str | None
+    ) -> ProviderError:
+        """Why a streamed answer ended without its image: a safety refusal, or not."""
+        if error is None:
+            return ProviderUnavailable(
+                f"the stream ended without the image{_for(request_id)}",
+                provider=self.name,
+                status=status,
+                retryable=False,
+            )
+        message = self.redact(f"the stream failed: {error.get('message') or error}")
+        code = error.get("code") if error.get("code") in _REJECTED else error.get("type")
+        if code in _REJECTED:
+            return ContentRejected(message, provider=self.name, status=status, reason=str(code))
+        return ProviderUnavailable(message, provider=self.name, status=status, retryable=False)
 
     def _decode(self, b64: str, request_id: str | None) -> bytes:
         # Some gateways send a data: URL rather than bare base64.
