@@ -29,6 +29,7 @@ SCENARIOS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("failover", [], ["--quick"]),
     ("dead_primary", [], ["--images", "20"]),
     ("throughput", [], ["--quick"]),
+    ("burst", [], ["--quick"]),
 )
 #: Scenarios that run LiteLLM beside imagegen (``--no-litellm`` turns it off).
 WITH_LITELLM = frozenset({"http_overhead", "strategies", "failover", "throughput"})

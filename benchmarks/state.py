@@ -15,6 +15,12 @@ incr, SET NX PX, SCAN MATCH) from the same sync client called directly, one at a
 with no thread hop: the ratio and the µs/op difference are the cost of that design. The
 direct client cannot overlap calls without threads, so its one-at-a-time figure is also
 the baseline for the concurrent rows.
+
+A second table gives MemoryState's cost per call, in ns, beside a plain dict doing the
+same work behind the same ``async def`` (no ttl, no size bound, no recency) and beside
+the cachetools ``TLRUCache`` MemoryState was built on before, in the same run: each
+figure is N awaited calls on a store already holding 10,000 keys, as the minimum and the
+median over at least 3 rounds. ``--memory-only`` prints this table alone.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import cachetools
 import redis
 
 from imagegen import MemoryState, SQLiteState, StateBackend
@@ -242,11 +250,170 @@ class Bench:
             self.admin.close()
 
 
+# --- MemoryState against a plain dict ---------------------------------------------------------
+
+MEMORY_KEYS = 10_000  # keys already in the store (each with a ttl) when a round starts
+MEMORY_TTL = 3600.0
+STAT_COUNTERS = ("stats:calls", "stats:ok", "stats:ms")  # a call's counters, as incr_many
+MEMORY_OPS: tuple[tuple[str, str], ...] = (
+    ("get", "get of a key that is there"),
+    ("get-miss", "get of a key that is not"),
+    ("set", "set of a key that is there, with a ttl"),
+    ("set-new", "set of a new key, with a ttl"),
+    ("incr", "incr of a counter that is there, with a ttl"),
+    ("incr_many", "incr_many of a call's 3 counters, with a ttl"),
+    ("set_if_absent", "set_if_absent of a new key, with a ttl (a win)"),
+)
+
+
+class DictState:
+    """The floor: plain dicts behind the same async methods; no ttl, bound or recency."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.counts: dict[str, int] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.values[key] = value
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        self.counts[key] = value = self.counts.get(key, 0) + amount
+        return value
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        counts = self.counts
+        for key, amount in amounts.items():
+            counts[key] = counts.get(key, 0) + amount
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        if key in self.values:
+            return False
+        self.values[key] = value
+        return True
+
+
+class TLRUState:
+    """MemoryState as it was before: entries in a cachetools TLRUCache (get/set/incr only)."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self.timer = time.monotonic
+        self.data: cachetools.TLRUCache[str, tuple[bytes, float]] = cachetools.TLRUCache(
+            maxsize=maxsize, ttu=lambda _key, entry, _now: entry[1], timer=time.monotonic
+        )
+
+    def expiry(self, ttl: float | None) -> float:
+        return float("inf") if ttl is None else self.timer() + ttl
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self.data.get(key)
+        return None if entry is None else entry[0]
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.data[key] = (bytes(value), self.expiry(ttl))
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        return self.bump(key, amount, ttl)
+
+    async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
+        for key, amount in amounts.items():
+            self.bump(key, amount, ttl)
+
+    def bump(self, key: str, amount: int, ttl: float | None) -> int:
+        entry = self.data.get(key)
+        if entry is None:
+            value, expiry = amount, self.expiry(ttl)
+        else:
+            value, expiry = int(entry[0]) + amount, entry[1]
+        self.data[key] = (str(value).encode(), expiry)
+        return value
+
+    async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        if self.data.get(key) is not None:
+            return False
+        self.data[key] = (bytes(value), self.expiry(ttl))
+        return True
+
+
+Store = DictState | TLRUState | MemoryState
+
+
+def memory_op(store: Store, name: str, tag: str, n: int) -> AsyncOp:
+    """Call ``i`` of ``name`` (a MEMORY_OPS name) on ``store``; keys are made beforehand."""
+    keys = [f"k:{i}" for i in range(KEYS)]
+    counters = [f"c:{i}" for i in range(10)]
+    if name == "get":
+        return lambda i: store.get(keys[i % KEYS])
+    if name == "get-miss":
+        missing = [f"m:{i}" for i in range(KEYS)]
+        return lambda i: store.get(missing[i % KEYS])
+    if name == "set":
+        return lambda i: store.set(keys[i % KEYS], VALUE, ttl=MEMORY_TTL)
+    if name == "incr":
+        return lambda i: store.incr(counters[i % 10], ttl=MEMORY_TTL)
+    if name == "incr_many":
+        amounts = dict.fromkeys(STAT_COUNTERS, 1)
+        return lambda _i: store.incr_many(amounts, ttl=MEMORY_TTL)
+    fresh = [f"n:{tag}:{i}" for i in range(n)]
+    if name == "set-new":
+        return lambda i: store.set(fresh[i], VALUE, ttl=MEMORY_TTL)
+    return lambda i: store.set_if_absent(fresh[i], VALUE, ttl=MEMORY_TTL)
+
+
+async def memory_ns(make: Callable[[], Store], name: str, ops: int, tag: str) -> float:
+    """ns per call of ``name`` over ``ops`` calls, on a fresh store of MEMORY_KEYS keys."""
+    store = make()
+    for i in range(MEMORY_KEYS):
+        await store.set(f"f:{i}", VALUE, ttl=MEMORY_TTL)
+    for i in range(KEYS):
+        await store.set(f"k:{i}", VALUE, ttl=MEMORY_TTL)
+    for key in (*STAT_COUNTERS, *(f"c:{i}" for i in range(10))):
+        await store.incr(key, ttl=MEMORY_TTL)
+    warm = min(ops, 1000)
+    await run(memory_op(store, name, f"{tag}w", warm), warm, 1)
+    return 1e9 / await run(memory_op(store, name, tag, ops), ops, 1)
+
+
+async def memory_table(ops: int, rounds: int) -> None:
+    """MemoryState's ns per call beside a plain dict's and the former TLRUCache's."""
+    rounds = max(rounds, 3)
+    makers: tuple[Callable[[], Store], ...] = (DictState, MemoryState, TLRUState)
+    print(
+        f"# MemoryState, ns per call (min / median of {rounds} rounds of {ops:,} calls; "
+        f"{MEMORY_KEYS:,} keys held)\n\n"
+        f"Python {platform.python_version()}, cachetools {version('cachetools')}, asyncio. "
+        "Every store's methods are `async def`, awaited one at a time; the three stores "
+        "take turns within each round.\n"
+    )
+    print("| op | plain dict | MemoryState | ÷ dict | before: TLRUCache | before ÷ now |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, what in MEMORY_OPS:
+        results: list[list[float]] = [[] for _ in makers]
+        for round_ in range(rounds):
+            for make, figures in zip(makers, results, strict=True):
+                figures.append(await memory_ns(make, name, ops, f"r{round_}"))
+        base, now, before = results
+        ratio = statistics.median(now) / statistics.median(base)
+        gain = statistics.median(before) / statistics.median(now)
+        row = f"| {what} | {_ns(base)} | {_ns(now)} | {ratio:.1f}x | {_ns(before)} | {gain:.1f}x |"
+        print(row)
+
+
+def _ns(results: list[float]) -> str:
+    return f"{min(results):,.0f} / {statistics.median(results):,.0f}"
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
-async def main(ops: int, rounds: int, tasks: int) -> None:
+async def main(ops: int, rounds: int, tasks: int, *, memory_only: bool = False) -> None:
+    await memory_table(max(ops, 100_000), rounds)
+    if memory_only:
+        return
+    print()
     with (
         tempfile.TemporaryDirectory(prefix="imagegen-bench-") as tmp,
         redis_server(Path(tmp)) as url,
@@ -305,5 +472,11 @@ if __name__ == "__main__":
     parser.add_argument("--ops", type=int, default=2000, help="calls per operation and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--tasks", type=int, default=50, help="concurrent tasks")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only MemoryState against a plain dict"
+    )
     args = parser.parse_args()
-    anyio.run(main, args.ops, args.rounds, args.tasks, backend="asyncio")
+    anyio.run(
+        partial(main, args.ops, args.rounds, args.tasks, memory_only=args.memory_only),
+        backend="asyncio",
+    )

@@ -11,6 +11,7 @@ redis-py is the optional extra ``imagegen-failover[redis]``; it is imported only
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,6 @@ from ._threads import WorkerThreads
 
 if TYPE_CHECKING:
     import redis
-    import redis.commands.core
 
 __all__ = ["RedisState"]
 
@@ -42,6 +42,9 @@ _MAX_PX = 2**62
 # The new value goes back as the stored string, not INCRBY's reply: Lua keeps numbers
 # as doubles, which round past 2**53.
 #   KEYS[1] the counter; ARGV[1] amount; ARGV[2] ttl in ms, "" for none, "0" for expired.
+# It runs by EVALSHA alone (one round trip, in a pipeline too), loaded only when the
+# server answers NOSCRIPT (first use, a restart, SCRIPT FLUSH): redis-py's Script objects
+# would send SCRIPT EXISTS before every pipeline.
 _INCR = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
     if ARGV[2] == '0' then
@@ -56,6 +59,7 @@ end
 redis.call('INCRBY', KEYS[1], ARGV[1])
 return redis.call('GET', KEYS[1])
 """
+_INCR_SHA = hashlib.sha1(_INCR.encode(), usedforsecurity=False).hexdigest()
 
 # SCAN's MATCH is a glob; these are its special characters outside brackets (inside
 # brackets ^ and - matter too, but an escaped [ never opens a bracket).
@@ -151,8 +155,8 @@ class RedisState:
             self._client = client
             self._owns_client = False
         self._threads = WorkerThreads(max_workers, "Redis state")
-        self._incr_script: redis.commands.core.Script = self._client.register_script(_INCR)
         self._response_error: type[redis.ResponseError] = redis.ResponseError
+        self._no_script: type[redis.exceptions.NoScriptError] = redis.exceptions.NoScriptError
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         # A caller that gives up (its deadline) does not wait for a server that does not
@@ -177,30 +181,51 @@ class RedisState:
         await self._call(self._client.delete, key)
 
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
-        px = "" if (ms := _px(ttl)) is None else ms
+        """One round trip: EVALSHA of the incr script (once loaded)."""
+        px = _px_arg(ttl)
 
         def op() -> int | None:
             with self._integers(key):
-                result = self._incr_script(keys=[key], args=[amount, px])
-            return None if result is None else int(result)
+                result = self._scripted(
+                    lambda: self._client.evalsha(_INCR_SHA, 1, key, str(amount), px)
+                )
+            return None if result is None else int(cast("bytes", result))
 
         value = await self._call(op)
         return amount if value is None else value
 
     async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
-        """``incr`` of each key by its amount, in one round trip (MULTI/EXEC): each is
-        atomic and no other client's command runs between them."""
-        px = "" if (ms := _px(ttl)) is None else ms
-        items = list(amounts.items())
+        """``incr`` of each key by its amount, in one round trip (MULTI, one EVALSHA per
+        key, EXEC): each is atomic and no other client's command runs between them."""
+        px = _px_arg(ttl)
+        items = [(key, str(amount)) for key, amount in amounts.items()]
+        if not items:
+            return
 
-        def op() -> None:
+        def send() -> object:
             pipe = self._client.pipeline(transaction=True)
             for key, amount in items:
-                self._incr_script(keys=[key], args=[amount, px], client=pipe)
+                pipe.evalsha(_INCR_SHA, 1, key, amount, px)
+            return pipe.execute()
+
+        def op() -> None:
             with self._integers(", ".join(amounts)):
-                pipe.execute()
+                self._scripted(send)
 
         await self._call(op)
+
+    def _scripted(self, send: Callable[[], _T]) -> _T:
+        """``send()``, which EVALSHAs the incr script; again after loading it on NOSCRIPT.
+
+        A server without the script runs none of a MULTI's EVALSHAs (they all name the
+        same script, and nothing can load it in the middle of the transaction), so
+        sending the whole batch again counts each increment once.
+        """
+        try:
+            return send()
+        except self._no_script:
+            self._client.script_load(_INCR)
+            return send()
 
     @contextlib.contextmanager
     def _integers(self, keys: str) -> Iterator[None]:
@@ -251,6 +276,12 @@ class RedisState:
         else:
             where = f"host={kwargs.get('host')!r}, port={kwargs.get('port')!r}"
         return f"RedisState({where}, db={kwargs.get('db', 0)!r})"
+
+
+def _px_arg(ttl: float | None) -> str:
+    """``ttl`` as the incr script's ARGV[2]: "" for no expiry, "0" for already expired."""
+    px = _px(ttl)
+    return "" if px is None else str(px)
 
 
 def _px(ttl: float | None) -> int | None:
