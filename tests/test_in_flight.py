@@ -1,4 +1,5 @@
-"""max_in_flight: at most N provider calls at once per generator, the rest wait their turn."""
+"""max_in_flight: at most N generations, and N provider calls, at once per generator; the
+rest wait their turn."""
 
 from __future__ import annotations
 
@@ -127,8 +128,9 @@ class TestLimit:
             assert clock.monotonic() == pytest.approx(2.0)
             await gen.aclose()
 
-    async def test_a_retry_backoff_frees_the_slot(self) -> None:
-        """While one generation sleeps before its retry, another one's call runs."""
+    async def test_a_retry_backoff_frees_the_call_slot(self) -> None:
+        """While one image of a generation sleeps before its retry, the other image's call
+        runs: the backoff holds the generation's turn, not a call slot."""
         flaky = failing("flaky", error=ProviderTimeout)
         flaky.fail = None
         flaky.errors = [ProviderTimeout]
@@ -139,25 +141,43 @@ class TestLimit:
                 max_in_flight=1,
                 retry=Retry(attempts=2, initial=5.0, maximum=5.0, jitter=False),
             )
-            finished: dict[str, float] = {}
+            result = await gen.generate("two", n=2)
+            # One image met the failure and slept 5 s before its retry; the other one's
+            # call ran during that backoff instead of waiting for it.
+            assert len(result.images) == 2
+            assert flaky.calls == 3
+            assert clock.monotonic() == pytest.approx(5.0)
+            await gen.aclose()
+
+    async def test_a_generation_waits_for_a_turn(self) -> None:
+        """With one turn, a second generation starts when the first ends (its backoff
+        included), never in the middle of it."""
+        flaky = failing("flaky", error=ProviderTimeout)
+        flaky.fail = None
+        flaky.errors = [ProviderTimeout]
+        async with FakeClock() as clock:
+            gen = ImageGenerator(
+                providers=[flaky],
+                clock=clock,
+                max_in_flight=1,
+                retry=Retry(attempts=2, initial=5.0, maximum=5.0, jitter=False),
+            )
+            finished: list[float] = []
 
             async def one(prompt: str) -> None:
                 await gen.generate(prompt)
-                finished[prompt] = clock.monotonic()
+                finished.append(clock.monotonic())
 
             async with anyio.create_task_group() as group:
                 group.start_soon(one, "first")
                 group.start_soon(one, "second")
-            # Whichever caller met the failure slept 5 s before its retry; the other one's
-            # call ran during that backoff instead of waiting for it.
-            early, late = sorted(finished.values())
-            assert early < 1.0
-            assert late == pytest.approx(5.0)
+            assert flaky.calls == 3
+            assert finished == [pytest.approx(5.0), pytest.approx(5.0)]
             await gen.aclose()
 
 
 async def _second_caller_fails(gen: ImageGenerator, stuck: Gate) -> AllProvidersFailed:
-    """One caller holds the only slot on ``stuck``; a second one, with a 10 s timeout,
+    """One caller holds the only turn on ``stuck``; a second one, with a 10 s timeout,
     waits for it. Returns the second one's error (the first is cancelled after)."""
     async with anyio.create_task_group() as group:
         group.start_soon(gen.generate, "holds the only slot")
@@ -173,7 +193,8 @@ class TestWaitingOut:
     """A caller that cannot get a slot before its deadline gets a structured error."""
 
     async def test_deadline_passes_while_waiting(self) -> None:
-        """The wait ends with a ProviderTimeout naming max_in_flight; nothing is counted."""
+        """The wait for a turn ends with a ProviderTimeout naming max_in_flight; nothing is
+        counted."""
         stuck = Gate("stuck")
         async with FakeClock() as clock:
             gen = ImageGenerator(
@@ -189,7 +210,7 @@ class TestWaitingOut:
             assert attempt.provider == "stuck"
             assert attempt.tries == 0
             assert isinstance(attempt.error, ProviderTimeout)
-            assert "no free call slot" in str(attempt.error)
+            assert "no turn came" in str(attempt.error)
             assert "max_in_flight" in str(attempt.error)
             # Nothing was sent: the provider was called once (by the first caller), and
             # neither its breaker nor its statistics count the wait as its failure.
@@ -203,22 +224,21 @@ class TestWaitingOut:
             assert record.status == "failed"
             await gen.aclose()
 
-    async def test_each_stage_waits_within_its_own_share(self) -> None:
-        """A first tier waits for a slot only within its share of the deadline."""
+    async def test_a_call_waits_for_a_slot_within_the_time_left(self) -> None:
+        """Two images, one call slot, the first image's call holding it: the second waits
+        for the slot until the providers' time is up, then says why; nothing was sent."""
         stuck = Gate("stuck")
-        backup = instant("backup", tier=1)
         async with FakeClock() as clock:
             gen = ImageGenerator(
-                providers=[stuck, backup], clock=clock, max_in_flight=1, default_image=None
+                providers=[stuck], clock=clock, max_in_flight=1, default_image=None, timeout=10.0
             )
-            failed = await _second_caller_fails(gen, stuck)
-            first, second = failed.attempts
-            assert (first.provider, second.provider) == ("stuck", "backup")
-            # Tier 0 gave up at half of the 9 s it had, leaving tier 1 the rest.
-            assert first.elapsed == pytest.approx(4.5)
-            assert all("no free call slot" in str(a.error) for a in (first, second))
-            assert all(a.tries == 0 for a in (first, second))
-            assert backup.calls == 0
+            with pytest.raises(AllProvidersFailed) as caught:
+                await gen.generate("two", n=2)
+            [waited] = [a for a in caught.value.attempts if a.tries == 0]
+            assert waited.elapsed == pytest.approx(9.0)  # 10 s less the 10 % kept back
+            assert isinstance(waited.error, ProviderTimeout)
+            assert "no free call slot" in str(waited.error)
+            assert stuck.calls == 1
             await gen.aclose()
 
     async def test_a_cancelled_waiter_leaves_no_slot_behind(self) -> None:

@@ -18,6 +18,7 @@ __all__ = ["FINAL_GRACE", "Generation"]
 #: Seconds past the deadline the bookkeeping (the final record, the last counters) may
 #: take when the state backend is slow; ``generate()`` returns by the deadline plus this.
 FINAL_GRACE = 0.25
+_QUEUED = "max_in_flight generations were running"
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -44,6 +45,7 @@ class Generation:
     output: Output | None = None
     result: ImageResult | None = None
     index: int = 0  # which of the request's n images this one makes
+    queued: bool = False  # its turn (max_in_flight) came only after its providers' time
     previews: int = 0  # partial images each call asks for, for on_preview
     on_preview: PreviewHandler | None = None
     stored: list[str] = attrs.field(factory=list)  # keys put (or being put), for a take-back
@@ -67,9 +69,14 @@ class Generation:
     def never_started(self, providers: Sequence[str]) -> None:
         """The deadline ran out before any of ``providers`` could be called (a timeout
         shorter than the bookkeeping before the first call): say so in the attempts."""
+        why = (
+            f"no turn came before its providers' time was up ({_QUEUED})"
+            if self.queued
+            else "the generation's deadline ran out before this provider could be called"
+        )
         for name in providers:
             error = ProviderTimeout(
-                "the generation's deadline ran out before this provider could be called",
+                why,
                 provider=name,
                 retryable=False,
             )

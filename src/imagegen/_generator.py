@@ -82,11 +82,13 @@ class ImageGenerator(Configuring):
             generator sharing it (same namespace).
         experiment: Named variants of the settings, each generation running one
             (see :class:`Experiment`); records and results name the variant.
-        max_in_flight: At most this many provider calls at once in this generator
-            (each call holds one HTTP connection at a time); the rest wait their
-            turn, first come first served, within their deadline. Match it to your
-            HTTP client's ``max_connections`` (100 for the client made here); None
-            for no limit.
+        max_in_flight: At most this many generations run at once in this
+            generator, and at most this many provider calls (each holds one HTTP
+            connection at a time); the rest wait their turn, first come first served,
+            within their deadline. A generation waiting for its turn holds nothing
+            else (no record yet; a job reads "pending"). Match it to your HTTP
+            client's ``max_connections`` (100 for the client made here); None for no
+            limit.
         spending_cap: USD a UTC day may spend, overall and per provider; a provider
             over its cap is skipped before anything is sent (see
             :class:`SpendingCap`).

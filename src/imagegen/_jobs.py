@@ -109,15 +109,23 @@ class Jobs:
         limit: float | None,
     ) -> None:
         job: Job | None = None
-        with scope:
+
+        async def running() -> None:
+            # Its turn came (until then it is "pending": queued behind max_in_flight).
             try:
                 await self._save(Job(id=job_id, status="running", deadline=deadline))
             except StorageError as exc:
                 # Readers see "pending" meanwhile; the outcome is written at the end.
                 logger.warning("job %s: could not record that it runs: %s", job_id, exc)
+
+        with scope:
             try:
                 result = await self._generate(
-                    request, job_id=job_id, experiment_key=experiment_key, limit=limit
+                    request,
+                    job_id=job_id,
+                    experiment_key=experiment_key,
+                    limit=limit,
+                    on_admitted=running,
                 )
             except ImageGenError as failure:
                 job = Job(id=job_id, status="failed", error=failure, deadline=deadline)

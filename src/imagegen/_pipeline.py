@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -57,12 +57,52 @@ class Pipeline:
         limit: float | None = None,
         previews: int = 0,
         on_preview: PreviewHandler | None = None,
+        on_admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> ImageResult:
         """Make one image for a valid ``request``, by the deadline (see ``generate()``):
-        ``limit`` seconds when given, else the settings' ``timeout``."""
-        rt, live = self._rt, self._config
-        # The deadline counts from the call: a look at the shared settings is part of it.
+        ``limit`` seconds when given, else the settings' ``timeout``.
+
+        At most ``max_in_flight`` generations run at once; the others wait their turn
+        first, holding nothing but their place (no record, no state call). One still
+        waiting when its providers' time is up goes on without them (the default image,
+        or the error). ``on_admitted`` runs once it is its turn (a job says it runs).
+        """
+        rt = self._rt
+        # The deadline counts from the call: waiting for a turn is part of it, and so is
+        # a look at the shared settings.
         started = rt.clock.monotonic()
+        total = self._config.current.timeout if limit is None else limit
+        turn = await rt.admission.take(_stop(started, total))
+        try:
+            if on_admitted is not None:
+                await on_admitted()
+            return await self._admitted(
+                request,
+                started=started,
+                queued=turn is None,
+                job_id=job_id,
+                experiment_key=experiment_key,
+                limit=limit,
+                previews=previews,
+                on_preview=on_preview,
+            )
+        finally:
+            if turn is not None:
+                rt.admission.free(turn)
+
+    async def _admitted(
+        self,
+        request: ImageRequest,
+        *,
+        started: float,
+        queued: bool,
+        job_id: str | None,
+        experiment_key: str | None,
+        limit: float | None,
+        previews: int,
+        on_preview: PreviewHandler | None,
+    ) -> ImageResult:
+        rt, live = self._rt, self._config
         await live.refresh()
         variant = None
         if live.experiment is not None:
@@ -75,10 +115,12 @@ class Pipeline:
             request=request,
             started=started,
             deadline=started + total,
-            stop=started + total - min(1.0, total * 0.1),
+            # Waited past its providers' time for a turn: none of them is called.
+            stop=rt.clock.monotonic() if queued else _stop(started, total),
             created_at=utc_now(rt.clock),
             job_id=job_id,
             variant=variant.name if variant is not None else None,
+            queued=queued,
             previews=previews,
             on_preview=on_preview,
         )
@@ -112,18 +154,12 @@ class Pipeline:
         rt = self._rt
         # n images: n parts at once, each through the tiers on its own.
         parts = [gen] if gen.request.n == 1 else [gen.for_image(i) for i in range(gen.request.n)]
-        with rt.clock.deadline_scope(gen.stop):
-            # The running record shares the providers' time: a backend that does not
-            # answer costs them that time, never the deadline.
-            await rt.records.started(gen)
-            if any(image.url for image in gen.request.images):
-                await self._fetch_inputs(gen, parts)
-            if len(parts) == 1:
-                await run_tiers(rt, gen, config)
-            else:
-                async with anyio.create_task_group() as tg:
-                    for part in parts:
-                        tg.start_soon(run_tiers, rt, part, config)
+        if not gen.queued:  # a turn that came after its providers' time calls none
+            with rt.clock.deadline_scope(gen.stop):
+                # The running record shares the providers' time: a backend that does not
+                # answer costs them that time, never the deadline.
+                await rt.records.started(gen)
+                await self._call_providers(gen, parts, config)
         outputs = [part.output for part in parts if part.output is not None]
         if len(parts) > 1:
             gen.attempts = [attempt for part in parts for attempt in part.attempts]
@@ -133,6 +169,20 @@ class Pipeline:
         if not outputs:
             outputs = [await default_output(rt, gen, config.default_image)]
         return await store(rt, gen, config, outputs)
+
+    async def _call_providers(
+        self, gen: Generation, parts: list[Generation], config: Config
+    ) -> None:
+        """Each part through the tiers (input images fetched first), all at once."""
+        rt = self._rt
+        if any(image.url for image in gen.request.images):
+            await self._fetch_inputs(gen, parts)
+        if len(parts) == 1:
+            await run_tiers(rt, gen, config)
+            return
+        async with anyio.create_task_group() as tg:
+            for part in parts:
+                tg.start_soon(run_tiers, rt, part, config)
 
     async def _fetch_inputs(self, gen: Generation, parts: list[Generation]) -> None:
         """Fetch the request's input images given by URL, once, under the download
@@ -207,3 +257,9 @@ class Pipeline:
                 await rt.records.finished(gen, error=error)
             except StorageError as exc:
                 logger.warning("generation %s: could not write its final record: %s", gen.id, exc)
+
+
+def _stop(started: float, total: float) -> float:
+    """When providers stop: 10 % (at most a second) before the deadline, kept for the
+    default image and the bookkeeping."""
+    return started + total - min(1.0, total * 0.1)

@@ -48,6 +48,9 @@ class Runtime:
     events: Events
     records: Records
     slots: CallSlots
+    #: Generations running at once (the same limit as the calls): the rest wait for their
+    #: turn before doing any work, so a burst costs only its waiting.
+    admission: CallSlots
     relay: WebhookRelay
     breakers: Mapping[str, ProviderBreaker]
     http: Callable[[], httpx.AsyncClient]

@@ -127,6 +127,7 @@ def wire(
             spent=spending.add if spending_cap is not None else None,
         ),
         slots=CallSlots(max_in_flight, clock),
+        admission=CallSlots(max_in_flight, clock),
         relay=WebhookRelay(backend, prefix, clock),
         breakers={
             p.name: ProviderBreaker(
