@@ -437,3 +437,41 @@ class TestSharedState:
         result = await two.generate("x")
         assert result.is_default
         assert other_a.calls == 0
+
+
+class TestReads:
+    async def test_one_read_for_every_call_in_flight(self, clock: FakeClock) -> None:
+        """When a closed breaker's trust lapses, the calls in flight at that moment make
+        one state read between them, not one each."""
+        reads = 0
+        gate = anyio.Event()
+
+        class SlowReads(MemoryState):
+            async def get(self, key: str) -> bytes | None:
+                nonlocal reads
+                if key.endswith("breaker:a"):
+                    reads += 1
+                    await gate.wait()
+                return await super().get(key)
+
+        gen = ImageGenerator(providers=[instant("a")], state=SlowReads(), clock=clock)
+        breaker = gen.breaker_for("a")
+        allowed: list[bool] = []
+
+        async def ask() -> None:
+            allowed.append(await breaker.allow())
+
+        gate.set()
+        assert await breaker.allow()  # the first read; closed is trusted a second from now
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+        assert reads == 1
+        await clock.sleep(2.0)  # the trust lapsed
+        gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+        assert reads == 2
+        assert allowed == [True] * 51

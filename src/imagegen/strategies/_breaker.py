@@ -106,6 +106,7 @@ class ProviderBreaker:
         self._warned_at = -math.inf
         self._closed_until = -math.inf  # monotonic time until which "closed" is trusted
         self._in_a_row = 0  # counted failures since this process last saw a success
+        self._reading = False  # an allow() is reading the state (the others trust closed)
         self._in_flight: set[anyio.CancelScope] = set()  # calls cut short if it opens
 
     # -- stored state -------------------------------------------------------------
@@ -191,12 +192,20 @@ class ProviderBreaker:
         """Whether a call may go through now; claims a half-open trial slot if needed.
 
         A breaker seen closed less than ``CLOSED_STALENESS`` seconds ago answers
-        without reading its state; True when the state backend cannot answer (the
-        breaker fails open).
+        without reading its state, and so does one seen closed whose state is being
+        read for another call at that moment (one read, not one per call in flight:
+        closed is trusted at most ``CLOSED_STALENESS`` plus ``READ_BOUND``); True
+        when the state backend cannot answer (the breaker fails open).
         """
         if self._clock.monotonic() < self._closed_until:
             return True
-        return await self._tolerant("read its state", self._allow, fallback=True)
+        if self._reading and self.last_state == "closed":
+            return True
+        self._reading = True
+        try:
+            return await self._tolerant("read its state", self._allow, fallback=True)
+        finally:
+            self._reading = False
 
     async def _allow(self) -> bool:
         data = await self._load()
