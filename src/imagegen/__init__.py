@@ -67,7 +67,14 @@ from .providers import (
     Unsplash,
     WebhookReceiver,
 )
-from .state import MemoryState, RedisState, SQLiteState, StateBackend, SupportsIncrMany
+from .state import (
+    MemoryState,
+    RedisState,
+    SQLiteState,
+    StateBackend,
+    SupportsIncrMany,
+    SupportsWriteBatch,
+)
 from .storage import (
     LocalStorage,
     MemoryStorage,
@@ -161,6 +168,7 @@ __all__ = [
     "StorageStats",
     "StoredObject",
     "SupportsIncrMany",
+    "SupportsWriteBatch",
     "SyncGenerator",
     "SystemClock",
     "Telemetry",

@@ -179,7 +179,7 @@ class ProviderAttempt:
             self.on_output(output)
             rt.latency[name].add(elapsed)
             await rt.records.count(
-                name, "success", latency=elapsed, until=gen.last_moment, cost=cost
+                name, "success", latency=elapsed, until=gen.last_moment, cost=cost, gen=gen
             )
             await self.breaker.record_success()
             return output
@@ -192,7 +192,7 @@ class ProviderAttempt:
             if isinstance(error, ProviderError) and error.retryable:
                 error = with_fields(error, retryable=False)
         await rt.records.count(
-            name, "failure", error_kind=error.kind, until=gen.last_moment, cost=cost
+            name, "failure", error_kind=error.kind, until=gen.last_moment, cost=cost, gen=gen
         )
         await self.breaker.record_failure(error)
         raise error
@@ -235,7 +235,9 @@ class ProviderAttempt:
             if provider.paid and ctx is not None and ctx.handle is not None:
                 self._billed += 1
             cost = self._costs(ctx, None, None) if ctx is not None else 0.0
-            await rt.records.count(provider.name, "cancelled", until=gen.last_moment, cost=cost)
+            await rt.records.count(
+                provider.name, "cancelled", until=gen.last_moment, cost=cost, gen=gen
+            )
             if ctx is not None:
                 await rt.cancel_remote(provider, ctx)
         if now >= gen.stop:

@@ -164,5 +164,5 @@ async def default_output(rt: Runtime, gen: Generation, default: DefaultImage) ->
             width=width,
             height=height,
         )
-    await rt.records.count("default", "success", latency=0.0, until=gen.last_moment)
+    await rt.records.count("default", "success", latency=0.0, until=gen.last_moment, gen=gen)
     return output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -13,12 +13,36 @@ from ._output import Output
 from ._previews import PreviewHandler
 from ._request import MAX_SEED, ImageRequest
 
-__all__ = ["FINAL_GRACE", "Generation"]
+__all__ = ["FINAL_GRACE", "Generation", "PendingCounts"]
 
 #: Seconds past the deadline the bookkeeping (the final record, the last counters) may
 #: take when the state backend is slow; ``generate()`` returns by the deadline plus this.
 FINAL_GRACE = 0.25
 _QUEUED = "max_in_flight generations were running"
+
+
+@attrs.define(eq=False)
+class PendingCounts:
+    """The counters of a generation's provider calls, held until its final record: both
+    then go to the backend in one write (one SQLite transaction, one Redis round trip).
+    Calls that end after that (a loser's clean-up) are counted on their own."""
+
+    amounts: dict[str, int] = attrs.field(factory=dict)
+    taken: bool = False
+
+    def hold(self, amounts: Mapping[str, int]) -> bool:
+        """Keep ``amounts`` for the final write; False once that write has them."""
+        if self.taken:
+            return False
+        for key, amount in amounts.items():
+            self.amounts[key] = self.amounts.get(key, 0) + amount
+        return True
+
+    def take(self) -> dict[str, int]:
+        """Everything held, for the final write (each try at it gets the same: the
+        backend adds them once per record); later calls count on their own."""
+        self.taken = True
+        return dict(self.amounts)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -49,6 +73,8 @@ class Generation:
     previews: int = 0  # partial images each call asks for, for on_preview
     on_preview: PreviewHandler | None = None
     stored: list[str] = attrs.field(factory=list)  # keys put (or being put), for a take-back
+    # Shared by the parts of an n-image generation (for_image keeps the same object).
+    pending: PendingCounts = attrs.field(factory=PendingCounts)
 
     def for_image(self, index: int) -> Generation:
         """The part of this generation that makes image ``index`` of ``request.n``:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ._clock import Clock
 from ._errors import ImageGenError, StorageError
-from ._tracking import batch_incr
+from ._tracking import batch_incr, batch_write
 from .state import StateBackend
 
 __all__ = ["READ_BOUND", "GuardedBatchState", "GuardedState", "bounded_read", "guarded"]
@@ -212,9 +212,31 @@ class GuardedBatchState(GuardedState):
         await self._call("incr_many", lambda: inner.incr_many(amounts, ttl=ttl))
 
 
+class GuardedWriteBatchState(GuardedBatchState):
+    """A :class:`GuardedState` over a backend with ``incr_many`` and ``write_batch``."""
+
+    __slots__ = ()
+
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        inner: Any = self.inner
+        await self._call(
+            "write_batch", lambda: inner.write_batch(values, amounts, ttl=ttl, once=once)
+        )
+
+
 def guarded(state: StateBackend, clock: Clock) -> GuardedState:
-    """``state`` guarded; with ``incr_many`` exactly when the statistics would use the
-    backend's own (see :func:`~imagegen._tracking.batch_incr`)."""
+    """``state`` guarded; with ``incr_many`` and ``write_batch`` exactly when the
+    bookkeeping would use the backend's own (see :func:`~imagegen._tracking.batch_incr`
+    and :func:`~imagegen._tracking.batch_write`)."""
+    if batch_write(state) is not None:
+        return GuardedWriteBatchState(state, clock=clock)
     if batch_incr(state) is not None:
         return GuardedBatchState(state, clock=clock)
     return GuardedState(state, clock=clock)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio.abc
@@ -99,8 +99,9 @@ class Records:
         status: Any,
         result: ImageResult | None = None,
         error: ImageGenError | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> None:
-        """Write the generation's record as it stands.
+        """Write the generation's record as it stands (with ``counts``, in one write).
 
         Raises:
             StorageError: The backend refused the write.
@@ -123,9 +124,15 @@ class Records:
             keys=tuple(i.key for i in result.images if i.key) if result else (),
         )
         try:
-            await self._tracker.save(record)
+            batched = await self._tracker.save(record, counts)
         except Exception as exc:
             raise StorageError(f"could not write the record: {type(exc).__name__}: {exc}") from exc
+        if counts and not batched:  # a backend without write_batch: the counters apart
+            await self._add(
+                lambda: self._tracker.add_once(gen.id, counts),
+                f"the calls of generation {gen.id}",
+                gen.last_moment,
+            )
 
     async def started(self, gen: Generation) -> None:
         """The generation's "running" record, waited for at most ``RUNNING_BOUND`` seconds.
@@ -153,11 +160,20 @@ class Records:
         result: ImageResult | None = None,
         error: ImageGenError | None = None,
     ) -> None:
-        """The generation ended: its final record, its variant's counters, the event."""
+        """The generation ended: its final record with its calls' and its variant's
+        counters (one write), then the event.
+
+        Raises:
+            StorageError: The backend refused the write. A later try (a record written
+                late) carries the same counters, which the backend adds once per
+                record: a write that failed or was cut off may have landed all the same.
+        """
         status = "succeeded" if result is not None else "failed"
-        await self.save(gen, status=status, result=result, error=error)
+        counts = gen.pending.take()
         if gen.variant is not None:
-            await self._count_variant(gen, result)
+            for key, amount in self._variant_counts(gen, result).items():
+                counts[key] = counts.get(key, 0) + amount
+        await self.save(gen, status=status, result=result, error=error, counts=counts)
         await self._events.emit(
             "generation_finished",
             gen.id,
@@ -179,31 +195,44 @@ class Records:
         error_kind: str | None = None,
         latency: float | None = None,
         cost: float | None = 0.0,
+        gen: Generation | None = None,
     ) -> None:
         """Count one provider call (success, failure or cancelled) and its cost; never raises.
 
-        Shielded from cancellation (a race lost, a caller gone), so that the counts
-        add up to the records' tries, but not waited for past ``until`` nor for more
-        than ``COUNT_BOUND`` seconds. One backend call holds all of a call's counters:
-        ``requests == successes + failures + cancelled`` whatever happens.
+        A call of ``gen`` is held for its final record (one write for both, see
+        :class:`~imagegen._generation.PendingCounts`), unless that is written already.
+        Otherwise it is written now: shielded from cancellation (a race lost, a caller
+        gone), so that the counts add up to the records' tries, but not waited for past
+        ``until`` nor for more than ``COUNT_BOUND`` seconds. One backend call holds all
+        of a call's counters: ``requests == successes + failures + cancelled`` whatever
+        happens.
         """
+        if self._spent is not None:
+            self._spent(provider, cost)
+        amounts = self._tracker.call_counts(
+            provider,
+            day=utc_now(self._clock).date(),
+            outcome=outcome,
+            error_kind=error_kind,
+            latency=latency,
+            cost=cost,
+        )
+        if gen is not None and gen.pending.hold(amounts):
+            return
+        await self._add(
+            lambda: self._tracker.add(amounts), f"a {outcome} call to {provider}", until
+        )
+
+    async def _add(self, add: Callable[[], Awaitable[None]], what: str, until: float) -> None:
+        """``add()`` counters, shielded, bounded by ``until`` and ``COUNT_BOUND``; a failure
+        is logged: statistics never fail a generation."""
         bound = min(until, self._clock.monotonic() + COUNT_BOUND)
         with self._clock.deadline_scope(bound) as scope:
             scope.shield = True
             try:
-                await self._tracker.count(
-                    provider,
-                    day=utc_now(self._clock).date(),
-                    outcome=outcome,
-                    error_kind=error_kind,
-                    latency=latency,
-                    cost=cost,
-                )
+                await add()
             except Exception as exc:  # noqa: BLE001 - statistics never fail a generation
-                logger.warning("could not count a %s call to %s: %r", outcome, provider, exc)
-            finally:
-                if self._spent is not None:
-                    self._spent(provider, cost)
+                logger.warning("could not count %s: %r", what, exc)
 
     async def finish_later(
         self, gen: Generation, result: ImageResult, background: anyio.abc.TaskGroup | None
@@ -272,22 +301,19 @@ class Records:
             written.append(True)
         return bool(written)
 
-    async def _count_variant(self, gen: Generation, result: ImageResult | None) -> None:
+    def _variant_counts(self, gen: Generation, result: ImageResult | None) -> dict[str, int]:
         assert self._experiment is not None  # noqa: S101 - only generations with a variant
         assert gen.variant is not None  # noqa: S101
         outcome = "failed" if result is None else "default" if result.is_default else "succeeded"
-        try:
-            await self._tracker.count_variant(
-                self._experiment,
-                gen.variant,
-                day=gen.created_at.date(),
-                outcome=outcome,
-                calls=sum(a.tries for a in gen.attempts),
-                latency=self._clock.monotonic() - gen.started,
-                cost=total_cost(gen.attempts),
-            )
-        except Exception:
-            logger.warning("could not count variant %s's generation", gen.variant, exc_info=True)
+        return self._tracker.variant_counts(
+            self._experiment,
+            gen.variant,
+            day=gen.created_at.date(),
+            outcome=outcome,
+            calls=sum(a.tries for a in gen.attempts),
+            latency=self._clock.monotonic() - gen.started,
+            cost=total_cost(gen.attempts),
+        )
 
     async def load(self, generation_id: str) -> Record | None:
         """The record of one generation, or None.

@@ -13,13 +13,13 @@ import bisect
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ._models import ProviderDayStats, Record, VariantDayStats
-from .state import StateBackend, SupportsIncrMany
+from .state import StateBackend, SupportsIncrMany, SupportsWriteBatch
 
-__all__ = ["LATENCY_BUCKETS", "Tracker", "batch_incr"]
+__all__ = ["COUNTED_TTL", "LATENCY_BUCKETS", "Tracker", "batch_incr", "batch_write"]
 
 #: Latency buckets per decade: each bucket's upper edge is ``10 ** (1 / 10)``
 #: (about 1.26) times the one before, so a quantile read back is within 12% of the truth.
@@ -35,6 +35,9 @@ _LATENCY = "lt."
 _DAY = 86_400
 #: Costs are counted in whole micro-dollars (counters are integers).
 _MICROS = 1_000_000
+#: Seconds the mark that a record's calls are counted is kept: past every late try at
+#: that record (about half a minute), so that none counts them twice.
+COUNTED_TTL = 3600.0
 
 
 class Tracker:
@@ -59,22 +62,41 @@ class Tracker:
         self._records = f"{prefix}record:"
         self._stats = f"{prefix}stats:"
         self._variants = f"{prefix}vstats:"
+        self._counted = f"{prefix}counted:"
         self._record_ttl = record_ttl
         self._stats_ttl = stats_ttl
         self._incr_many = batch_incr(state)
+        self._write_batch = batch_write(state)
 
-    async def save(self, record: Record) -> None:
-        """Write (or overwrite) a record."""
-        await self.state.set(
-            self._records + record.id, json.dumps(record.to_dict()).encode(), ttl=self._record_ttl
-        )
+    async def save(self, record: Record, counts: Mapping[str, int] | None = None) -> bool:
+        """Write (or overwrite) a record, with ``counts`` added to the statistics once
+        per record (a save tried again counts them once), in the same backend call when
+        it has ``write_batch``; whether they were (else they are the caller's to
+        :meth:`add_once`)."""
+        key, value = self._records + record.id, json.dumps(record.to_dict()).encode()
+        if counts and self._write_batch is not None:
+            await self._write_batch(
+                {key: (value, self._record_ttl)},
+                counts,
+                ttl=self._stats_ttl,
+                once=(self._counted + record.id, COUNTED_TTL),
+            )
+            return True
+        await self.state.set(key, value, ttl=self._record_ttl)
+        return False
+
+    async def add_once(self, record_id: str, amounts: Mapping[str, int]) -> None:
+        """:meth:`add` the counts of a record's calls, unless they were added already (a
+        claim first, then the counters: never twice, lost if cut in between)."""
+        if await self.state.set_if_absent(self._counted + record_id, b"1", ttl=COUNTED_TTL):
+            await self.add(amounts)
 
     async def load(self, generation_id: str) -> Record | None:
         """The record of one generation, or None."""
         raw = await self.state.get(self._records + generation_id)
         return None if raw is None else Record.from_dict(json.loads(raw))
 
-    async def count(
+    def call_counts(
         self,
         provider: str,
         *,
@@ -83,9 +105,10 @@ class Tracker:
         error_kind: str | None = None,
         latency: float | None = None,
         cost: float | None = 0.0,
-    ) -> None:
-        """Count one provider call: ``outcome`` is success, failure or cancelled;
-        ``cost`` its USD (None: not known)."""
+    ) -> dict[str, int]:
+        """The counters of one provider call (for :meth:`add`, or :meth:`save` with its
+        generation's record): ``outcome`` is success, failure or cancelled; ``cost`` its
+        USD (None: not known)."""
         base = f"{self._stats}{day.isoformat()}:{provider}:"
         amounts = {base + "requests": 1, base + outcome: 1}
         if error_kind is not None:
@@ -93,7 +116,7 @@ class Tracker:
         if latency is not None:
             amounts[base + _latency_counter(latency)] = 1
         _count_cost(amounts, base, cost)
-        await self._incr(amounts)
+        return amounts
 
     async def spent(self, day: dt.date, providers: Iterable[str]) -> dict[str, float]:
         """USD each provider's calls of ``day`` are counted as costing (known costs only)."""
@@ -103,7 +126,16 @@ class Tracker:
             spent[provider] = 0.0 if raw is None else int(raw) / _MICROS
         return spent
 
-    async def _incr(self, amounts: dict[str, int]) -> None:
+    async def count(self, provider: str, **call: Any) -> None:
+        """Count one provider call now (the fields of :meth:`call_counts`)."""
+        await self.add(self.call_counts(provider, **call))
+
+    async def count_variant(self, experiment: str, variant: str, **generation: Any) -> None:
+        """Count one generation of a variant now (the fields of :meth:`variant_counts`)."""
+        await self.add(self.variant_counts(experiment, variant, **generation))
+
+    async def add(self, amounts: Mapping[str, int]) -> None:
+        """Add ``amounts`` to their counters (one call when the backend batches)."""
         if self._incr_many is not None:
             await self._incr_many(amounts, ttl=self._stats_ttl)
             return
@@ -148,7 +180,7 @@ class Tracker:
                 rows[tuple(group)][what] = int(raw)
         return rows
 
-    async def count_variant(
+    def variant_counts(
         self,
         experiment: str,
         variant: str,
@@ -158,15 +190,16 @@ class Tracker:
         calls: int,
         latency: float,
         cost: float | None = 0.0,
-    ) -> None:
-        """Count one generation of a variant: ``outcome`` is succeeded, default or failed."""
+    ) -> dict[str, int]:
+        """The counters of one generation of a variant: ``outcome`` is succeeded, default
+        or failed."""
         base = f"{self._variants}{day.isoformat()}:{experiment}:{variant}:"
         amounts = {base + "generations": 1, base + outcome: 1}
         if calls:
             amounts[base + "calls"] = calls
         amounts[base + _latency_counter(latency)] = 1
         _count_cost(amounts, base, cost)
-        await self._incr(amounts)
+        return amounts
 
     async def variant_stats(
         self,
@@ -279,6 +312,20 @@ def batch_incr(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
     if not isinstance(state, SupportsIncrMany) or _wraps_incr_alone(type(state)):
         return None
     return state.incr_many
+
+
+def batch_write(state: StateBackend) -> Callable[..., Awaitable[None]] | None:
+    """The backend's ``write_batch`` (a record and its counters in one SQLite transaction,
+    one Redis round trip), unless it has none, batches no counters, or a subclass wraps
+    ``set`` or ``incr`` below it (see :class:`~imagegen.state.SupportsWriteBatch`)."""
+    if not isinstance(state, SupportsWriteBatch) or batch_incr(state) is None:
+        return None
+    for klass in type(state).__mro__:
+        if "write_batch" in vars(klass):
+            return state.write_batch
+        if "set" in vars(klass) or "incr" in vars(klass):
+            return None
+    return None
 
 
 def _wraps_incr_alone(cls: type) -> bool:

@@ -222,5 +222,12 @@ def test_the_suite_catches_a_broken_backend(pytester: pytest.Pytester) -> None:
         "test_incr_many_of_nothing",
         "test_incr_many_refuses_a_non_integer",
         "test_concurrent_incr_many_loses_nothing",
+        "test_write_batch_sets_and_counts",
+        "test_write_batch_replaces_a_value",
+        "test_write_batch_refuses_a_non_integer",
+        "test_concurrent_write_batches_lose_nothing",
+        "test_write_batch_once_counts_once",
+        "test_concurrent_batches_with_one_once_key_count_once",
     }
     result.stdout.fnmatch_lines(["*Unbatched has no incr_many (it is optional)*"])
+    result.stdout.fnmatch_lines(["*Unbatched's write_batch is not used*"])

@@ -19,8 +19,10 @@ import anyio.to_thread
 import pytest
 import redis
 
+from imagegen import ImageGenerator
 from imagegen.state import RedisState
 from imagegen.state._redis import _INCR
+from imagegen.testing import instant
 from redis_support import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -192,3 +194,40 @@ async def test_the_proxy_sees_a_second_round_trip(redis_db: RedisServer) -> None
             assert await proxy.count(lambda: anyio.to_thread.run_sync(scripted_pipeline)) == 2
         finally:
             await anyio.to_thread.run_sync(client.close)
+
+
+async def test_write_batch_is_one_round_trip(redis_db: RedisServer) -> None:
+    """A record and its counters: one round trip, a value expiring as its own ttl says."""
+    async with proxied_state(redis_db) as (state, proxy):
+
+        async def batch() -> None:
+            await state.write_batch(
+                {"record": (b"{}", 60.0), "gone": (b"x", 0.0)},
+                {"a": 1, "b": 2},
+                ttl=60.0,
+                once=("counted:r", 60.0),
+            )
+
+        redis_db.client.script_flush()
+        assert await proxy.count(batch) == 3  # the batch script loaded on its NOSCRIPT
+        redis_db.client.delete("counted:r", "a", "b")
+        assert await proxy.count(batch) == 1
+        assert redis_db.client.mget("record", "gone", "a", "b") == [b"{}", None, b"1", b"2"]
+        assert 0 < redis_db.client.pttl("record") <= 60_000
+
+
+async def test_a_generation_makes_two_round_trips(redis_db: RedisServer) -> None:
+    """One provider, one image: the running record, then the final record with the call's
+    counters (they were three: the counters went apart); the breaker and the shared
+    settings are read once, then trusted."""
+    async with proxied_state(redis_db) as (state, proxy):
+        gen = ImageGenerator(providers=[instant("a")], state=state, config_ttl=60.0)
+        async with gen:
+            await gen.generate("warm up")  # the first breaker read and settings look
+            trips = [await proxy.count(lambda: gen.generate("a fox")) for _ in range(5)]
+        [row] = await gen.stats()
+        assert row.requests == 6
+    # A breaker is trusted closed for a second: on a machine slow enough that five
+    # generations pass it, one of them reads it again (a third trip), never more.
+    assert min(trips) == 2
+    assert max(trips) <= 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-__all__ = ["StateBackend", "SupportsIncrMany"]
+__all__ = ["StateBackend", "SupportsIncrMany", "SupportsWriteBatch"]
 
 
 @runtime_checkable
@@ -67,5 +67,37 @@ class SupportsIncrMany(Protocol):
 
         Each increment is atomic as ``incr`` is; a value that is not an integer raises
         ``ValueError`` and is left as it was.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsWriteBatch(Protocol):
+    """A backend that stores values and bumps counters in one call: an optional capability.
+
+    A generation's final bookkeeping (its record and its provider calls' counters) is
+    one ``write_batch`` when the backend has it (one SQLite transaction and thread hop,
+    one Redis round trip), else a ``set`` per value and the counters as
+    :class:`SupportsIncrMany` says. The rule that keeps wrappers whole is the same: it
+    is used only when defined in the same class as the ``set`` and ``incr`` in use, or
+    in a subclass of it (and the backend batches its counters too).
+    """
+
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        """``set`` of each key to its ``(value, ttl)`` and ``incr`` of each counter by its
+        amount (``ttl`` as for ``incr``), in one call, no other client's operation
+        between them; a counter that is not an integer raises ``ValueError``.
+
+        ``once`` is ``(key, ttl)``: the counters are added only if ``key`` is absent,
+        and ``key`` is then stored for ``ttl`` seconds, in the same call, so that a
+        batch sent again (its first try cut off, with no telling whether it landed)
+        counts once. The values are set either way.
         """
         ...

@@ -100,8 +100,10 @@ class MemoryState:
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._set(key, value, ttl, self._timer())
+
+    def _set(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
         data = self._data
-        now = self._timer()
         expiry = math.inf if ttl is None else now + ttl
         if not now < expiry:  # stored already expired: whatever was there is gone
             data.pop(key, None)
@@ -120,6 +122,28 @@ class MemoryState:
     async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
         """``incr`` of each key by its amount, all at once (no other task runs between)."""
         now = self._timer()
+        for key, amount in amounts.items():
+            self._incr(key, amount, ttl, now)
+
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        """``set`` of each value and ``incr`` of each counter (unless ``once``'s key is
+        there already), all at once (no other task runs between)."""
+        now = self._timer()
+        for key, (value, value_ttl) in values.items():
+            self._set(key, value, value_ttl, now)
+        if once is not None:
+            marker, marker_ttl = once
+            entry = self._data.get(marker)
+            if entry is not None and now < entry[1]:
+                return
+            self._set(marker, b"1", marker_ttl, now)
         for key, amount in amounts.items():
             self._incr(key, amount, ttl, now)
 

@@ -60,6 +60,33 @@ redis.call('INCRBY', KEYS[1], ARGV[1])
 return redis.call('GET', KEYS[1])
 """
 _INCR_SHA = hashlib.sha1(_INCR.encode(), usedforsecurity=False).hexdigest()
+# A batch's counters, each as _INCR does it, added only if the marker (when there is
+# one) could be set: a batch sent again after a cut-off try counts once.
+#   KEYS: the counters, then the marker when ARGV[1] is not "";
+#   ARGV[1] the marker's ttl in ms ("" for no marker); ARGV[2] the counters' ttl in ms
+#   ("" for none, "0" for expired); ARGV[3...] the amounts, in the counters' order.
+_COUNT_ONCE = """
+local n = #ARGV - 2
+if ARGV[1] ~= '' then
+    if not redis.call('SET', KEYS[n + 1], '1', 'NX', 'PX', ARGV[1]) then
+        return 0
+    end
+end
+for i = 1, n do
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+        if ARGV[2] ~= '0' then
+            redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+            if ARGV[2] ~= '' then
+                redis.call('PEXPIRE', KEYS[i], ARGV[2])
+            end
+        end
+    else
+        redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+    end
+end
+return 1
+"""
+_COUNT_ONCE_SHA = hashlib.sha1(_COUNT_ONCE.encode(), usedforsecurity=False).hexdigest()
 
 # SCAN's MATCH is a glob; these are its special characters outside brackets (inside
 # brackets ^ and - matter too, but an escaped [ never opens a bracket).
@@ -214,7 +241,45 @@ class RedisState:
 
         await self._call(op)
 
-    def _scripted(self, send: Callable[[], _T]) -> _T:
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        """``set`` of each value and ``incr`` of each counter (unless ``once``'s key is
+        there already) in one round trip: MULTI, a SET (or a DEL, for an expired value)
+        per value, one EVALSHA for the counters, EXEC."""
+        stores = [(key, bytes(value), _px(t)) for key, (value, t) in values.items()]
+        keys = list(amounts)
+        marker = ""
+        if once is not None:
+            keys.append(once[0])
+            marker = str(max(1, _px(once[1]) or 1))
+        args = [marker, _px_arg(ttl), *(str(amount) for amount in amounts.values())]
+
+        def send() -> object:
+            pipe = self._client.pipeline(transaction=True)
+            for key, value, value_px in stores:
+                if value_px == 0:
+                    pipe.delete(key)
+                else:
+                    pipe.set(key, value, px=value_px)
+            if amounts:
+                pipe.evalsha(_COUNT_ONCE_SHA, len(keys), *keys, *args)
+            return pipe.execute()
+
+        def op() -> None:
+            with self._integers(", ".join(amounts)):
+                # On NOSCRIPT the batch goes again: its SETs are the same values again,
+                # and its counters were not touched (the script did not run).
+                self._scripted(send, _COUNT_ONCE)
+
+        await self._call(op)
+
+    def _scripted(self, send: Callable[[], _T], script: str = _INCR) -> _T:
         """``send()``, which EVALSHAs the incr script; again after loading it on NOSCRIPT.
 
         A server without the script runs none of a MULTI's EVALSHAs (they all name the
@@ -224,7 +289,7 @@ class RedisState:
         try:
             return send()
         except self._no_script:
-            self._client.script_load(_INCR)
+            self._client.script_load(script)
             return send()
 
     @contextlib.contextmanager

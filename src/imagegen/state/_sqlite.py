@@ -122,6 +122,37 @@ class SQLiteState:
 
         await self._call(op)
 
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        """``set`` of each value and ``incr`` of each counter (unless ``once``'s key is
+        there already) in one transaction and one thread hop: all or nothing."""
+        now, expires = self._timer(), self._expiry(ttl)
+        rows = [(key, bytes(value), self._expiry(t)) for key, (value, t) in values.items()]
+        items = list(amounts.items())
+        marker = None if once is None else (once[0], self._expiry(once[1]))
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", rows
+                )
+                if marker is None or _claim(conn, *marker, now):
+                    for key, amount in items:
+                        _incr(conn, key, amount, expires, now)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self._call(op)
+
     async def scan(self, prefix: str) -> list[str]:
         now = self._timer()
         # A range on the primary key: literal (no LIKE escaping to get wrong) and indexed.
@@ -144,17 +175,7 @@ class SQLiteState:
     async def set_if_absent(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
         now, expires = self._timer(), self._expiry(ttl)
 
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "value = excluded.value, expires = excluded.expires "
-                "WHERE kv.expires IS NOT NULL AND kv.expires <= ?",
-                (key, bytes(value), expires, now),
-            )
-            return cursor.rowcount == 1
-
-        return await self._call(op)
+        return await self._call(lambda conn: _claim(conn, key, expires, now, bytes(value)))
 
     async def aclose(self) -> None:
         def close() -> None:
@@ -210,3 +231,17 @@ def _incr(
         msg = f"the value at {key!r} is not an integer"
         raise ValueError(msg) from None
     return int(row[0])
+
+
+def _claim(
+    conn: sqlite3.Connection, key: str, expires: float | None, now: float, value: bytes = b"1"
+) -> bool:
+    """Store ``value`` at ``key`` unless a live value is there; whether it was stored."""
+    cursor = conn.execute(
+        "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET "
+        "value = excluded.value, expires = excluded.expires "
+        "WHERE kv.expires IS NOT NULL AND kv.expires <= ?",
+        (key, value, expires, now),
+    )
+    return cursor.rowcount == 1

@@ -65,6 +65,8 @@ _SUITES = {
     "StateBackendSuite": "._state_suite",
     "StorageSuite": "._storage_suite",
 }
+#: Modules a suite's checks live in besides its own.
+_PARTS = {"StateBackendSuite": ("._state_batches",)}
 
 
 def __getattr__(name: str) -> object:
@@ -77,7 +79,7 @@ def __getattr__(name: str) -> object:
         import pytest  # noqa: PLC0415 - only the suites need it
 
         # The suites check with plain asserts: have pytest explain a failing one.
-        pytest.register_assert_rewrite(qualified)
+        pytest.register_assert_rewrite(qualified, *(__name__ + p for p in _PARTS.get(name, ())))
     value = getattr(importlib.import_module(qualified), name)
     globals()[name] = value  # later lookups skip this function
     return value

@@ -13,12 +13,11 @@ from typing import ClassVar
 import anyio
 import pytest
 
-from ..state import StateBackend, SupportsIncrMany
-from ._suite import Suite, call_hook
+from ..state import StateBackend
+from ._state_batches import BatchChecks, SuiteTime
+from ._suite import Suite
 
 __all__ = ["StateBackendSuite"]
-
-_TEN_YEARS = 10 * 365 * 86_400.0
 
 #: Keys for the scan checks: SQL LIKE (``%``, ``_``), glob (``*``, ``?``, ``[``) and
 #: escape (``\``) characters must all be taken literally.
@@ -46,37 +45,7 @@ _SCAN_KEYS = [
 ]
 
 
-class _Time:
-    """The suite's time: the backend's own clock moved by a hook, or real seconds.
-
-    Checks are written in *units*: one second on a clock the user moves, or
-    ``scale`` real seconds (slept for) without one.
-    """
-
-    def __init__(self, advance: Callable[[float], object] | None, scale: float) -> None:
-        self._advance = advance
-        self.unit = 1.0 if advance is not None else scale
-
-    def ttl(self, units: float) -> float:
-        """A ttl of ``units``, in seconds."""
-        return units * self.unit
-
-    async def pass_(self, units: float) -> None:
-        """Let ``units`` of time go by."""
-        if self._advance is None:
-            await anyio.sleep(units * self.unit)
-        else:
-            await call_hook(self._advance, units * self.unit)
-
-    async def pass_long(self) -> None:
-        """Let "a long time" go by: ten years on a moved clock, two units in real time."""
-        if self._advance is None:
-            await self.pass_(2)
-        else:
-            await call_hook(self._advance, _TEN_YEARS)
-
-
-class StateBackendSuite(Suite):
+class StateBackendSuite(BatchChecks, Suite):
     """The :class:`~imagegen.state.StateBackend` contract, as tests for your backend.
 
     Subclass it in a test module (the subclass's name must start with ``Test``) and give
@@ -136,8 +105,8 @@ class StateBackendSuite(Suite):
         return None
 
     @pytest.fixture
-    def suite_time(self, advance_time: Callable[[float], object] | None) -> _Time:
-        return _Time(advance_time, self.real_time_scale)
+    def suite_time(self, advance_time: Callable[[float], object] | None) -> SuiteTime:
+        return SuiteTime(advance_time, self.real_time_scale)
 
     # -- get, set, delete ---------------------------------------------------------------
 
@@ -183,7 +152,9 @@ class StateBackendSuite(Suite):
 
     # -- expiry -------------------------------------------------------------------------
 
-    async def test_value_expires_after_ttl(self, state: StateBackend, suite_time: _Time) -> None:
+    async def test_value_expires_after_ttl(
+        self, state: StateBackend, suite_time: SuiteTime
+    ) -> None:
         """A value set with a ttl is live before it runs out and gone after."""
         await state.set("k", b"v", ttl=suite_time.ttl(2))
         assert await state.get("k") == b"v"
@@ -192,13 +163,13 @@ class StateBackendSuite(Suite):
         await suite_time.pass_(1)
         assert await state.get("k") is None
 
-    async def test_no_ttl_never_expires(self, state: StateBackend, suite_time: _Time) -> None:
+    async def test_no_ttl_never_expires(self, state: StateBackend, suite_time: SuiteTime) -> None:
         """Without a ttl a value survives any amount of time."""
         await state.set("k", b"v")
         await suite_time.pass_long()
         assert await state.get("k") == b"v"
 
-    async def test_set_replaces_the_ttl(self, state: StateBackend, suite_time: _Time) -> None:
+    async def test_set_replaces_the_ttl(self, state: StateBackend, suite_time: SuiteTime) -> None:
         """Setting again without a ttl drops the old expiry."""
         await state.set("k", b"old", ttl=suite_time.ttl(1))
         await state.set("k", b"new")
@@ -207,7 +178,7 @@ class StateBackendSuite(Suite):
 
     @pytest.mark.parametrize("ttl", [1e300, math.inf], ids=["1e300", "inf"])
     async def test_huge_ttl_is_never(
-        self, state: StateBackend, suite_time: _Time, ttl: float
+        self, state: StateBackend, suite_time: SuiteTime, ttl: float
     ) -> None:
         """A ttl too large for any clock is accepted and simply never runs out."""
         await state.set("k", b"v", ttl=ttl)
@@ -279,7 +250,7 @@ class StateBackendSuite(Suite):
         assert await state.get("k") == b"abc"
 
     async def test_incr_ttl_is_kept_from_creation(
-        self, state: StateBackend, suite_time: _Time
+        self, state: StateBackend, suite_time: SuiteTime
     ) -> None:
         """Bumping a counter does not extend the ttl it was created with."""
         assert await state.incr("c", ttl=suite_time.ttl(2)) == 1
@@ -288,7 +259,9 @@ class StateBackendSuite(Suite):
         await suite_time.pass_(1)
         assert await state.get("c") is None
 
-    async def test_expired_counter_restarts(self, state: StateBackend, suite_time: _Time) -> None:
+    async def test_expired_counter_restarts(
+        self, state: StateBackend, suite_time: SuiteTime
+    ) -> None:
         """After expiry a counter restarts from amount, with a fresh ttl."""
         await state.incr("c", 5, ttl=suite_time.ttl(1))
         await suite_time.pass_(1.5)
@@ -299,7 +272,7 @@ class StateBackendSuite(Suite):
         assert await state.get("c") is None
 
     async def test_incr_ttl_ignored_on_an_existing_counter(
-        self, state: StateBackend, suite_time: _Time
+        self, state: StateBackend, suite_time: SuiteTime
     ) -> None:
         """A counter created without a ttl does not gain one when bumped with a ttl."""
         await state.incr("c")
@@ -308,7 +281,7 @@ class StateBackendSuite(Suite):
         assert await state.get("c") == b"2"
 
     async def test_incr_ttl_not_given_to_an_existing_zero(
-        self, state: StateBackend, suite_time: _Time
+        self, state: StateBackend, suite_time: SuiteTime
     ) -> None:
         """A counter that holds 0 and has no ttl is bumped, not treated as new."""
         await state.set("c", b"0")
@@ -321,7 +294,7 @@ class StateBackendSuite(Suite):
         assert await state.get("back") == b"1"
 
     async def test_incr_by_zero_creates_with_the_ttl(
-        self, state: StateBackend, suite_time: _Time
+        self, state: StateBackend, suite_time: SuiteTime
     ) -> None:
         """incr by 0 of an absent key creates the counter at 0, with the ttl."""
         assert await state.incr("c", 0, ttl=suite_time.ttl(1)) == 0
@@ -351,7 +324,7 @@ class StateBackendSuite(Suite):
         assert await state.get("k") == b"first"
 
     async def test_set_if_absent_again_after_expiry(
-        self, state: StateBackend, suite_time: _Time
+        self, state: StateBackend, suite_time: SuiteTime
     ) -> None:
         """Once the held key expires, set_if_absent wins again and stores the new value."""
         assert await state.set_if_absent("k", b"first", ttl=suite_time.ttl(2)) is True
@@ -439,7 +412,9 @@ class StateBackendSuite(Suite):
         found = await state.scan("")
         assert sorted(found) == sorted(_SCAN_KEYS)
 
-    async def test_scan_lists_only_live_keys(self, state: StateBackend, suite_time: _Time) -> None:
+    async def test_scan_lists_only_live_keys(
+        self, state: StateBackend, suite_time: SuiteTime
+    ) -> None:
         """Expired and deleted keys are not listed."""
         await state.set("j:live", b"v")
         await state.set("j:short", b"v", ttl=suite_time.ttl(1))
@@ -448,48 +423,3 @@ class StateBackendSuite(Suite):
         await state.delete("j:gone")
         await suite_time.pass_(2)
         assert await state.scan("j:") == ["j:live"]
-
-    # -- incr_many (optional) -----------------------------------------------------------
-
-    @staticmethod
-    def _batching(state: StateBackend) -> SupportsIncrMany:
-        if not isinstance(state, SupportsIncrMany):
-            pytest.skip(f"{type(state).__name__} has no incr_many (it is optional)")
-        return state
-
-    async def test_incr_many_bumps_each_key(self, state: StateBackend, suite_time: _Time) -> None:
-        """New counters start from their amount with the ttl; existing ones keep theirs."""
-        batch = self._batching(state)
-        await state.incr("old", 40)
-        await batch.incr_many({"old": 2, "new": 5, "one": 1}, ttl=suite_time.ttl(1))
-        assert [await state.get(k) for k in ("old", "new", "one")] == [b"42", b"5", b"1"]
-        await suite_time.pass_(2)
-        assert await state.get("new") is None
-        assert await state.get("old") == b"42"  # created without a ttl, none given since
-
-    async def test_incr_many_of_nothing(self, state: StateBackend) -> None:
-        """An empty batch is fine and changes nothing."""
-        await self._batching(state).incr_many({})
-        assert await state.scan("") == []
-
-    async def test_incr_many_refuses_a_non_integer(self, state: StateBackend) -> None:
-        """A counter holding text raises the same ValueError as incr and keeps its text."""
-        batch = self._batching(state)
-        await state.set("text", b"abc")
-        with pytest.raises(ValueError, match="integer"):
-            await batch.incr_many({"text": 1})
-        assert await state.get("text") == b"abc"
-
-    async def test_concurrent_incr_many_loses_nothing(self, state: StateBackend) -> None:
-        """Concurrent batches and single increments of the same keys all count."""
-        batch = self._batching(state)
-
-        async def both() -> None:
-            await batch.incr_many({"a": 1, "b": 2})
-            await state.incr("a")
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.concurrency):
-                tg.start_soon(both)
-        assert await state.get("a") == str(2 * self.concurrency).encode()
-        assert await state.get("b") == str(2 * self.concurrency).encode()
