@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 import anyio
+import anyio.to_thread
 import attrs
 
 from ._config import Config
@@ -24,7 +25,7 @@ from ._runtime import Runtime
 from ._warnings import request_warnings
 from .storage import Storage, StoredObject
 
-__all__ = ["store"]
+__all__ = ["HASH_IN_THREAD", "sha256_hex", "store"]
 
 logger = logging.getLogger("imagegen")
 
@@ -64,12 +65,25 @@ async def _put(
     )
 
 
+#: Bytes above which an image is hashed in a worker thread: hashing 2 MiB takes about a
+#: millisecond, which the event loop would otherwise stand still for; a small image
+#: costs less to hash than the hop to a thread.
+HASH_IN_THREAD = 256 * 1024
+
+
+async def sha256_hex(data: bytes) -> str:
+    """``data``'s SHA-256, hex; in a worker thread above ``HASH_IN_THREAD`` bytes."""
+    if len(data) <= HASH_IN_THREAD:
+        return hashlib.sha256(data).hexdigest()
+    return await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
+
+
 async def _stored(
     rt: Runtime, gen: Generation, config: Config, output: Output, index: int
 ) -> GeneratedImage:
     """Store one image (unless it is a hotlink): image ``index`` of the generation."""
     data = output.data
-    digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+    digest = await sha256_hex(data) if data is not None else ""
     key = url = None
     storage = rt.storage
     if output.hotlink is not None:

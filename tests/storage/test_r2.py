@@ -508,7 +508,8 @@ class TestR2Client:
         assert client.meta.region_name == "auto"
         config: Any = client.meta.config  # botocore-stubs do not list Config's options
         assert config.signature_version == "s3v4"
-        assert config.s3 == {"addressing_style": "path"}
+        # Over TLS the body is not hashed to sign it.
+        assert config.s3 == {"addressing_style": "path", "payload_signing_enabled": False}
         # botocore reads max_attempts=3 as three retries: four attempts in total.
         assert config.retries == {"mode": "standard", "total_max_attempts": 4}
         assert config.max_pool_connections == 24
@@ -548,6 +549,39 @@ class TestR2Client:
         assert not [h for h in sent["r2"] if h.startswith(("x-amz-checksum", "x-amz-trailer"))]
         assert any(h.startswith(("x-amz-checksum", "x-amz-trailer")) for h in sent["default"])
 
+    @pytest.mark.anyio
+    async def test_the_body_is_hashed_to_sign_it_over_http_only(
+        self, s3: Endpoint, bucket: str
+    ) -> None:
+        """With R2's (https) config a put says UNSIGNED-PAYLOAD, and the S3 server takes it;
+        with a plain-http endpoint the body's SHA-256 is signed, as botocore does."""
+        body = b"an image's bytes"
+        https_config = r2_client(ACCOUNT_ID, "AKID", SECRET).meta.config
+        http_config = r2_client(None, "AKID", SECRET, endpoint_url=s3.url).meta.config
+        sent: dict[str, bytes] = {}
+        for name, config in [("https", https_config), ("http", http_config)]:
+            client = session().client(
+                "s3",
+                endpoint_url=s3.url,
+                region_name="auto",
+                aws_access_key_id=s3.access_key,
+                aws_secret_access_key=s3.secret_key,
+                config=config,
+            )
+            client.meta.events.register(
+                "before-send.s3.PutObject",
+                lambda request, name=name, **_kw: sent.update(
+                    {name: request.headers["x-amz-content-sha256"]}
+                ),
+            )
+            storage = R2Storage(client=client, bucket_name=bucket)
+            stored = await storage.put(f"{name}.png", body, content_type="image/png", metadata={})
+            assert await storage.get(stored.key) == body
+        assert sent == {
+            "https": b"UNSIGNED-PAYLOAD",
+            "http": hashlib.sha256(body).hexdigest().encode(),
+        }
+
     @pytest.mark.parametrize(
         ("args", "field"),
         [
@@ -574,6 +608,9 @@ class TestR2Client:
         assert client.meta.endpoint_url == "http://127.0.0.1:9000"
         assert client.meta.region_name == "us-east-1"
         assert client.meta.config.s3 == {"addressing_style": "path"}  # type: ignore[attr-defined]
+        # An https endpoint elsewhere is sent unsigned bodies too.
+        secure = r2_client(None, "AKID", SECRET, endpoint_url="https://s3.example")
+        assert secure.meta.config.s3["payload_signing_enabled"] is False  # type: ignore[attr-defined]
         other = r2_client(None, "AKID", SECRET, endpoint_url="https://s3.example", region="eu-1")
         assert other.meta.region_name == "eu-1"
         assert r2_client(ACCOUNT_ID, "AKID", SECRET, region="wnam").meta.region_name == "wnam"
