@@ -177,6 +177,20 @@ class CountingState:
         batch: Any = self.inner
         await batch.incr_many(amounts, ttl=ttl)
 
+    async def write_batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        *,
+        ttl: float | None = None,
+        once: tuple[str, float] | None = None,
+    ) -> None:
+        # Defined beside set and incr, so the generator writes through it as it would
+        # through the inner's (a record with its calls' counters).
+        self._count("write_batch", next(iter(values), ""))
+        batch: Any = self.inner
+        await batch.write_batch(values, amounts, ttl=ttl, once=once)
+
     async def scan(self, prefix: str) -> list[str]:
         self._count("scan", prefix)
         return await self.inner.scan(prefix)
