@@ -11,7 +11,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from benchmarks.emulator import Emulator, Fixed, ProviderProfile
+from benchmarks.emulator import Emulator, Fixed, ProviderProfile, ProviderStats
 
 from cli_support import SMALL, run_cli
 from imagegen import (
@@ -20,6 +20,7 @@ from imagegen import (
     Hedge,
     ImageGenerator,
     ImageRequest,
+    ImageResult,
     InvalidConfig,
     MemoryState,
     MemoryStorage,
@@ -27,6 +28,7 @@ from imagegen import (
     ProviderUnavailable,
     Race,
     Retry,
+    Selection,
 )
 from imagegen.providers import Provider, ProviderContext, ProviderImage
 from imagegen.server import create_app
@@ -189,89 +191,65 @@ def test_the_cli_shows_cost(tmp_path: Path) -> None:
     assert (data[0]["cost"], data[0]["cost_unknown"]) == (0.0, 0)
 
 
+async def on_the_emulator(
+    slow: str, strategy: Selection
+) -> tuple[ImageResult, dict[str, ProviderStats]]:
+    """One generation with Replicate and fal (queued) on the emulator, ``slow`` taking
+    5 s, ``strategy`` choosing between them; the result and each vendor's counters."""
+    profiles = {
+        name: ProviderProfile(api=name, latency=Fixed(5.0 if name == slow else 0.0))  # type: ignore[arg-type]
+        for name in (slow, "fal" if slow == "replicate" else "replicate")
+    }
+    options: dict[str, dict[str, Any]] = {
+        "replicate": {"poll_interval": 0.05},
+        "fal": {"queue": True, "poll_interval": 0.05},
+    }
+    async with Emulator(profiles) as emu:
+        gen = ImageGenerator(
+            providers=[emu.provider(name, **options[name]) for name in profiles],
+            strategy=strategy,
+            retry=Retry(attempts=1),
+            download=POLICY,
+            default_image=None,
+        )
+        async with gen:
+            result = await gen.generate("a fox", width=1024, height=1024)
+        return result, {name: emu.stats(name) for name in profiles}
+
+
+def charged(stats: dict[str, ProviderStats]) -> float:
+    """What the vendors charge: both bill the outputs made, $0.003 each (flux-schnell)."""
+    return sum(vendor.outputs * 0.003 for vendor in stats.values())
+
+
 class TestAgainstTheEmulatorsCharges:
     """What imagegen adds up is what the vendors would charge, losers included."""
 
     async def test_a_cancelled_loser_at_vendors_that_bill_outputs(self) -> None:
         """Replicate wins a race; fal's queued job is cancelled before it made its image:
         fal charges nothing (it bills outputs), and neither does the sum."""
-        profiles = {
-            "replicate": ProviderProfile(api="replicate"),
-            "fal": ProviderProfile(api="fal", latency=Fixed(5.0)),
-        }
-        async with Emulator(profiles) as emu:
-            providers = [
-                emu.provider("replicate"),
-                emu.provider("fal", queue=True, poll_interval=0.05),
-            ]
-            gen = ImageGenerator(
-                providers=providers,
-                strategy=Race(),
-                retry=Retry(attempts=1),
-                download=POLICY,
-                default_image=None,
-            )
-            async with gen:
-                result = await gen.generate("a fox", width=1024, height=1024)
-            stats = {name: emu.stats(name) for name in profiles}
+        result, stats = await on_the_emulator("fal", Race())
         assert result.provider == "replicate"
         assert {a.provider: a.cost for a in result.attempts} == {"replicate": 0.003, "fal": 0.0}
         assert stats["fal"].billed == 1  # the job existed...
         assert stats["fal"].outputs == 0  # ...and was stopped before its image
-        charged = stats["replicate"].outputs * 0.003 + stats["fal"].outputs * 0.003
-        assert result.cost == pytest.approx(charged)
+        assert result.cost == pytest.approx(charged(stats))
 
     async def test_a_hedge_pays_for_both_calls_as_the_vendors_charge(self) -> None:
         """fal is slow: the hedge asks Replicate too, and Replicate wins. fal's queued
         job is cancelled by its id before its image: the sum is what each made."""
-        profiles = {
-            "fal": ProviderProfile(api="fal", latency=Fixed(5.0)),
-            "replicate": ProviderProfile(api="replicate"),
-        }
-        async with Emulator(profiles) as emu:
-            providers = [
-                emu.provider("fal", queue=True, poll_interval=0.05),
-                emu.provider("replicate", poll_interval=0.05),
-            ]
-            gen = ImageGenerator(
-                providers=providers,
-                strategy=Hedge(initial_delay=0.2),
-                retry=Retry(attempts=1),
-                download=POLICY,
-                default_image=None,
-            )
-            async with gen:
-                result = await gen.generate("a fox", width=1024, height=1024)
-            stats = {name: emu.stats(name) for name in profiles}
+        result, stats = await on_the_emulator("fal", Hedge(initial_delay=0.2))
         assert result.provider == "replicate"
         outcomes = {a.provider: (a.outcome, a.cost) for a in result.attempts}
         assert outcomes == {"fal": ("cancelled", 0.0), "replicate": ("success", 0.003)}
         assert (stats["fal"].billed, stats["fal"].outputs) == (1, 0)
-        charged = stats["replicate"].outputs * 0.003 + stats["fal"].outputs * 0.003
-        assert result.cost == pytest.approx(charged)
+        assert result.cost == pytest.approx(charged(stats))
 
     async def test_a_loser_whose_create_is_held_open_costs_what_is_not_known(self) -> None:
         """Replicate is slow and loses a hedge while its create is held open
         (``Prefer: wait``): whether it will be charged is not known when the result is
         returned (its image may yet be made), so the sum is None, never a guess."""
-        profiles = {
-            "replicate": ProviderProfile(api="replicate", latency=Fixed(5.0)),
-            "fal": ProviderProfile(api="fal"),
-        }
-        async with Emulator(profiles) as emu:
-            providers = [
-                emu.provider("replicate", poll_interval=0.05),
-                emu.provider("fal", queue=True, poll_interval=0.05),
-            ]
-            gen = ImageGenerator(
-                providers=providers,
-                strategy=Hedge(initial_delay=0.2),
-                retry=Retry(attempts=1),
-                download=POLICY,
-                default_image=None,
-            )
-            async with gen:
-                result = await gen.generate("a fox", width=1024, height=1024)
+        result, _ = await on_the_emulator("replicate", Hedge(initial_delay=0.2))
         outcomes = {a.provider: (a.outcome, a.cost) for a in result.attempts}
         assert outcomes == {"replicate": ("cancelled", None), "fal": ("success", 0.003)}
         assert result.cost is None

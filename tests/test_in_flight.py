@@ -19,7 +19,7 @@ from imagegen import (
     ProviderTimeout,
     Retry,
 )
-from imagegen.testing import FakeClock, failing, instant, tiny_png
+from imagegen.testing import FakeClock, FakeProvider, failing, instant, tiny_png
 
 pytestmark = pytest.mark.anyio
 
@@ -80,6 +80,21 @@ class TestSetting:
             gen.max_in_flight = 5  # type: ignore[misc]
 
 
+def fails_once_then_waits(clock: FakeClock) -> tuple[ImageGenerator, FakeProvider]:
+    """One turn and one call slot; a provider whose first call times out, then a 5 s
+    backoff before the retry."""
+    flaky = failing("flaky", error=ProviderTimeout)
+    flaky.fail = None
+    flaky.errors = [ProviderTimeout]
+    gen = ImageGenerator(
+        providers=[flaky],
+        clock=clock,
+        max_in_flight=1,
+        retry=Retry(attempts=2, initial=5.0, maximum=5.0, jitter=False),
+    )
+    return gen, flaky
+
+
 class TestLimit:
     """Calls beyond the limit wait, first come first served, and all complete."""
 
@@ -131,16 +146,8 @@ class TestLimit:
     async def test_a_retry_backoff_frees_the_call_slot(self) -> None:
         """While one image of a generation sleeps before its retry, the other image's call
         runs: the backoff holds the generation's turn, not a call slot."""
-        flaky = failing("flaky", error=ProviderTimeout)
-        flaky.fail = None
-        flaky.errors = [ProviderTimeout]
         async with FakeClock() as clock:
-            gen = ImageGenerator(
-                providers=[flaky],
-                clock=clock,
-                max_in_flight=1,
-                retry=Retry(attempts=2, initial=5.0, maximum=5.0, jitter=False),
-            )
+            gen, flaky = fails_once_then_waits(clock)
             result = await gen.generate("two", n=2)
             # One image met the failure and slept 5 s before its retry; the other one's
             # call ran during that backoff instead of waiting for it.
@@ -152,16 +159,8 @@ class TestLimit:
     async def test_a_generation_waits_for_a_turn(self) -> None:
         """With one turn, a second generation starts when the first ends (its backoff
         included), never in the middle of it."""
-        flaky = failing("flaky", error=ProviderTimeout)
-        flaky.fail = None
-        flaky.errors = [ProviderTimeout]
         async with FakeClock() as clock:
-            gen = ImageGenerator(
-                providers=[flaky],
-                clock=clock,
-                max_in_flight=1,
-                retry=Retry(attempts=2, initial=5.0, maximum=5.0, jitter=False),
-            )
+            gen, flaky = fails_once_then_waits(clock)
             finished: list[float] = []
 
             async def one(prompt: str) -> None:

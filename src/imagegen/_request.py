@@ -398,6 +398,12 @@ def finite_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def is_price(value: object) -> bool:
+    """A finite number of USD >= 0 (not a bool)."""
+    number = finite_number(value)
+    return number is not None and number >= 0
+
+
 def whole_number(value: object) -> int | None:
     """``value`` when it is an int (not a bool) a float can hold, else None."""
     if isinstance(value, int) and not isinstance(value, bool) and finite_number(value) is not None:

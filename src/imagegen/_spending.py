@@ -27,6 +27,7 @@ import attrs
 from ._clock import Clock, utc_now
 from ._errors import ImageGenError, InvalidConfig, SpendingCapReached
 from ._guarded_state import bounded_read
+from ._request import is_price
 from ._tracking import Tracker
 
 __all__ = ["REFRESH", "Spending", "SpendingCap"]
@@ -37,17 +38,8 @@ logger = logging.getLogger("imagegen")
 REFRESH = 2.0
 
 
-def _is_usd(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
 def _check_daily(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not _is_usd(value):
+    if value is not None and not is_price(value):
         raise InvalidConfig(
             f"{attribute.name} must be None or USD >= 0 (got {value!r})", field=attribute.name
         )
@@ -63,7 +55,7 @@ def _check_per_provider(_: object, attribute: attrs.Attribute[Any], value: objec
             "per_provider must map provider names to USD >= 0", field=attribute.name
         )
     for name, usd in value.items():
-        if not isinstance(name, str) or not _is_usd(usd):
+        if not isinstance(name, str) or not is_price(usd):
             raise InvalidConfig(
                 f"per_provider[{name!r}] must be USD >= 0 for a provider name (got {usd!r})",
                 field=attribute.name,

@@ -19,22 +19,9 @@ from imagegen import MemoryState, SQLiteState
 from imagegen.state import RedisState
 from imagegen.testing import StateBackendSuite
 from redis_support import RedisServer
+from timer_support import ManualTimer
 
 pytest_plugins = ["pytester"]
-
-
-class ManualTimer:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move on by ``seconds``."""
-        self.now += seconds
 
 
 class OnTimer(StateBackendSuite):
@@ -104,6 +91,7 @@ import pytest
 
 from imagegen import MemoryState
 from imagegen.testing import StateBackendSuite
+from timer_support import ManualTimer
 
 
 class Broken(MemoryState):

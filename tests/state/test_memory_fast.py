@@ -14,21 +14,9 @@ from collections import OrderedDict
 import pytest
 
 from imagegen import InvalidConfig, MemoryState
+from timer_support import ManualTimer
 
 pytestmark = pytest.mark.anyio
-
-
-class Timer:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def held(state: MemoryState) -> int:
@@ -147,7 +135,7 @@ async def test_a_failed_set_if_absent_and_a_missing_key_take_no_place() -> None:
 
 async def test_a_full_store_evicts_the_front_even_when_it_is_expired() -> None:
     """The least recently used key goes first, expired or not; live keys are spared then."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(maxsize=3, timer=timer)
     await state.set("old", b"v", ttl=1)
     await fill(state, "b", "c")
@@ -207,7 +195,7 @@ async def test_matches_an_lru_model() -> None:
 
 async def test_a_key_lives_while_the_timer_is_before_its_expiry() -> None:
     """Live while timer() < set time + ttl; gone at that instant exactly."""
-    timer = Timer(1000.0)
+    timer = ManualTimer(1000.0)
     state = MemoryState(timer=timer)
     await state.set("k", b"v", ttl=2)
     assert await state.set_if_absent("lock", b"v", ttl=2) is True
@@ -220,7 +208,7 @@ async def test_a_key_lives_while_the_timer_is_before_its_expiry() -> None:
 
 async def test_each_key_has_its_own_ttl() -> None:
     """Keys expire one by one, each on its own ttl, others (without ttl) stay."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     await state.set("one", b"v", ttl=1)
     await state.set("three", b"v", ttl=3)
@@ -240,7 +228,7 @@ async def test_each_key_has_its_own_ttl() -> None:
 
 async def test_an_expired_key_is_dropped_when_found() -> None:
     """get, set_if_absent and incr that meet an expired key drop it (and never return it)."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     for key in ("g", "s", "i"):
         await state.set(key, b"5", ttl=1)
@@ -256,7 +244,7 @@ async def test_an_expired_key_is_dropped_when_found() -> None:
 
 async def test_scan_drops_every_expired_key() -> None:
     """scan lists only live keys and forgets the expired ones."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     for n in range(10):
         await state.set(f"e{n}", b"v", ttl=1)
@@ -269,7 +257,7 @@ async def test_scan_drops_every_expired_key() -> None:
 async def test_new_keys_sweep_out_expired_ones() -> None:
     """Once as many keys have been added as the store held after its last sweep (at least
     64), the next new key sweeps every expired one out; keys replaced do not count."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     for n in range(10):
         await state.set(f"old{n}", b"v", ttl=1)
@@ -289,7 +277,7 @@ async def test_new_keys_sweep_out_expired_ones() -> None:
 
 async def test_sweeps_keep_expired_keys_in_proportion() -> None:
     """Churning keys with a short ttl never piles them up to maxsize (sweeps amortised)."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(maxsize=100_000, timer=timer)
     for n in range(20_000):
         await state.set(f"k{n}", b"v", ttl=1)
@@ -299,7 +287,7 @@ async def test_sweeps_keep_expired_keys_in_proportion() -> None:
 
 async def test_non_positive_and_nan_ttls_store_nothing() -> None:
     """ttl <= 0 (or NaN) writes something already expired: nothing is kept."""
-    state = MemoryState(timer=Timer())
+    state = MemoryState(timer=ManualTimer())
     await state.set("k", b"old")
     await state.set("k", b"new", ttl=0)
     assert await state.get("k") is None
@@ -311,7 +299,7 @@ async def test_non_positive_and_nan_ttls_store_nothing() -> None:
 
 async def test_huge_ttls_never_run_out() -> None:
     """ttl=inf and ttl=1e300 keep the key for any time."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     await state.set("inf", b"v", ttl=float("inf"))
     await state.incr("big", ttl=1e300)
@@ -339,7 +327,7 @@ async def test_incr_reads_and_writes_bytes() -> None:
 @pytest.mark.parametrize("value", [b"abc", b"1.5", b"", b"\xff"])
 async def test_incr_of_a_non_integer_leaves_it(value: bytes) -> None:
     """ValueError names the key; the value stays, and so does its ttl."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     await state.set("k", value, ttl=10)
     with pytest.raises(ValueError, match="'k' is not an integer"):
@@ -353,7 +341,7 @@ async def test_incr_of_a_non_integer_leaves_it(value: bytes) -> None:
 
 async def test_incr_keeps_the_ttl_it_was_created_with() -> None:
     """The ttl applies at creation; bumps (incr or incr_many) keep it, set replaces it."""
-    timer = Timer()
+    timer = ManualTimer()
     state = MemoryState(timer=timer)
     await state.incr_many({"a": 1, "b": 2}, ttl=5)
     timer.advance(4)

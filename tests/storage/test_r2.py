@@ -527,25 +527,10 @@ class TestR2Client:
         """With r2_client's config a put carries no x-amz-checksum-*/trailer header (R2 rejects
         them); botocore's default config does add one."""
         r2_config = r2_client(ACCOUNT_ID, "AKID", SECRET).meta.config
-        sent: dict[str, list[str]] = {"r2": [], "default": []}
-        for name, config in [("r2", r2_config), ("default", Config(signature_version="s3v4"))]:
-            client = session().client(
-                "s3",
-                endpoint_url=s3.url,
-                region_name="auto",
-                aws_access_key_id=s3.access_key,
-                aws_secret_access_key=s3.secret_key,
-                config=config,
-            )
-            client.meta.events.register(
-                "before-send.s3.PutObject",
-                lambda request, name=name, **_kw: sent[name].extend(
-                    h.lower() for h in request.headers
-                ),
-            )
-            storage = R2Storage(client=client, bucket_name=bucket)
-            stored = await storage.put(f"{name}.png", b"x", content_type="image/png", metadata={})
-            assert await storage.get(stored.key) == b"x"
+        sent = {
+            name: list(await _put_headers(s3, bucket, config, name, b"x"))
+            for name, config in [("r2", r2_config), ("default", Config(signature_version="s3v4"))]
+        }
         assert not [h for h in sent["r2"] if h.startswith(("x-amz-checksum", "x-amz-trailer"))]
         assert any(h.startswith(("x-amz-checksum", "x-amz-trailer")) for h in sent["default"])
 
@@ -558,25 +543,10 @@ class TestR2Client:
         body = b"an image's bytes"
         https_config = r2_client(ACCOUNT_ID, "AKID", SECRET).meta.config
         http_config = r2_client(None, "AKID", SECRET, endpoint_url=s3.url).meta.config
-        sent: dict[str, bytes] = {}
-        for name, config in [("https", https_config), ("http", http_config)]:
-            client = session().client(
-                "s3",
-                endpoint_url=s3.url,
-                region_name="auto",
-                aws_access_key_id=s3.access_key,
-                aws_secret_access_key=s3.secret_key,
-                config=config,
-            )
-            client.meta.events.register(
-                "before-send.s3.PutObject",
-                lambda request, name=name, **_kw: sent.update(
-                    {name: request.headers["x-amz-content-sha256"]}
-                ),
-            )
-            storage = R2Storage(client=client, bucket_name=bucket)
-            stored = await storage.put(f"{name}.png", body, content_type="image/png", metadata={})
-            assert await storage.get(stored.key) == body
+        sent = {
+            name: (await _put_headers(s3, bucket, config, name, body))["x-amz-content-sha256"]
+            for name, config in [("https", https_config), ("http", http_config)]
+        }
         assert sent == {
             "https": b"UNSIGNED-PAYLOAD",
             "http": hashlib.sha256(body).hexdigest().encode(),
@@ -834,3 +804,27 @@ class TestThroughTheGenerator:
         assert SECRET not in str(info.value)
         assert record is not None
         assert (record.status, record.key) == ("failed", None)
+
+
+async def _put_headers(
+    s3: Endpoint, bucket: str, config: Any, name: str, body: bytes
+) -> dict[str, Any]:
+    """The headers of one put through a client with ``config`` (checked stored), by their
+    lower-case names."""
+    client = session().client(
+        "s3",
+        endpoint_url=s3.url,
+        region_name="auto",
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        config=config,
+    )
+    headers: dict[str, Any] = {}
+    client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_kw: headers.update((k.lower(), v) for k, v in request.headers.items()),
+    )
+    storage = R2Storage(client=client, bucket_name=bucket)
+    stored = await storage.put(f"{name}.png", body, content_type="image/png", metadata={})
+    assert await storage.get(stored.key) == body
+    return headers

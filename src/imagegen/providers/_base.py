@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -12,6 +11,7 @@ import attrs
 
 from .._errors import InvalidConfig
 from .._models import RequestWarning
+from .._request import is_price
 from ._context import ProviderContext, WebhookInbox
 
 if TYPE_CHECKING:
@@ -31,16 +31,6 @@ logger = logging.getLogger("imagegen.providers")
 # late, and later ones at most this often (shared by every provider that takes webhooks).
 WEBHOOK_FIRST_POLL = 5.0
 WEBHOOK_POLL_CAP = 15.0
-
-
-def is_price(value: object) -> bool:
-    """A finite number of USD >= 0 (not a bool)."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
 
 
 def _as_tuple(warnings: Iterable[RequestWarning]) -> tuple[RequestWarning, ...]:

@@ -121,9 +121,7 @@ class MemoryState:
 
     async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
         """``incr`` of each key by its amount, all at once (no other task runs between)."""
-        now = self._timer()
-        for key, amount in amounts.items():
-            self._incr(key, amount, ttl, now)
+        self._batch({}, amounts, ttl, None)
 
     async def write_batch(
         self,
@@ -135,6 +133,15 @@ class MemoryState:
     ) -> None:
         """``set`` of each value and ``incr`` of each counter (unless ``once``'s key is
         there already), all at once (no other task runs between)."""
+        self._batch(values, amounts, ttl, once)
+
+    def _batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        ttl: float | None,
+        once: tuple[str, float] | None,
+    ) -> None:
         now = self._timer()
         for key, (value, value_ttl) in values.items():
             self._set(key, value, value_ttl, now)

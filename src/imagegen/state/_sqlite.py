@@ -107,20 +107,7 @@ class SQLiteState:
 
     async def incr_many(self, amounts: Mapping[str, int], *, ttl: float | None = None) -> None:
         """``incr`` of each key by its amount, in one transaction and one thread hop."""
-        now, expires = self._timer(), self._expiry(ttl)
-        items = list(amounts.items())
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN")
-            try:
-                for key, amount in items:
-                    _incr(conn, key, amount, expires, now)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-        await self._call(op)
+        await self._batch({}, amounts, ttl, None)
 
     async def write_batch(
         self,
@@ -132,6 +119,15 @@ class SQLiteState:
     ) -> None:
         """``set`` of each value and ``incr`` of each counter (unless ``once``'s key is
         there already) in one transaction and one thread hop: all or nothing."""
+        await self._batch(values, amounts, ttl, once)
+
+    async def _batch(
+        self,
+        values: Mapping[str, tuple[bytes, float | None]],
+        amounts: Mapping[str, int],
+        ttl: float | None,
+        once: tuple[str, float] | None,
+    ) -> None:
         now, expires = self._timer(), self._expiry(ttl)
         rows = [(key, bytes(value), self._expiry(t)) for key, (value, t) in values.items()]
         items = list(amounts.items())
