@@ -9,12 +9,12 @@ import math
 import random
 import re
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from ._errors import InvalidConfig
+from ._request import frozen_mapping
 
 __all__ = ["Experiment", "Variant"]
 
@@ -38,10 +38,6 @@ def _check_weight(_: object, __: attrs.Attribute[Any], value: object) -> None:
         or value <= 0
     ):
         raise InvalidConfig(f"variant weight must be a number > 0 (got {value!r})", field="weight")
-
-
-def _freeze(value: object) -> object:
-    return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
 
 
 def _check_settings(_: object, __: attrs.Attribute[Any], value: object) -> None:
@@ -68,7 +64,7 @@ class Variant:
     name: str = attrs.field(validator=_check_name("variant"))
     weight: float = attrs.field(default=1.0, validator=_check_weight)
     settings: Mapping[str, Any] = attrs.field(
-        factory=dict, converter=_freeze, validator=_check_settings
+        factory=dict, converter=frozen_mapping, validator=_check_settings
     )
 
 

@@ -181,10 +181,10 @@ def _validate_format(_: object, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
-def _freeze_metadata(value: object) -> object:
-    if isinstance(value, Mapping):
-        return MappingProxyType(dict(value))
-    return value
+def frozen_mapping(value: object) -> object:
+    """A mapping as a read-only copy (an attrs converter); anything else as it is, for
+    the validator to name."""
+    return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
 
 
 def _validate_metadata(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -291,7 +291,7 @@ class ImageRequest:
         default="png", converter=_convert_format, validator=_validate_format
     )
     metadata: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_freeze_metadata, validator=_validate_metadata
+        factory=dict, converter=frozen_mapping, validator=_validate_metadata
     )
     provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(
         factory=dict, converter=_freeze_options, validator=_validate_options

@@ -24,7 +24,6 @@ __all__ = [
     "check_resolution",
     "parse_aspect_ratio",
     "size_for",
-    "size_for_ratio",
 ]
 
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 4096, 8
@@ -67,11 +66,6 @@ def size_for(ratio: tuple[int, int] | None, resolution: str | None) -> tuple[int
     scale = round(math.sqrt(side * side / (unit_w * unit_h)))
     scale = max(1, min(scale, MAX_SIDE // max(unit_w, unit_h)))
     return unit_w * scale, unit_h * scale
-
-
-def size_for_ratio(ratio: tuple[int, int]) -> tuple[int, int]:
-    """The size of ``ratio`` at about a megapixel (no tier asked for)."""
-    return size_for(ratio, None)
 
 
 def check_aspect_ratio(value: object, field: str = "aspect_ratio") -> None:

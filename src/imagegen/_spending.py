@@ -18,17 +18,18 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import anyio
 import attrs
 
 from ._clock import Clock, utc_now
+from ._cost import call_price
 from ._errors import ImageGenError, InvalidConfig, SpendingCapReached
 from ._guarded_state import bounded_read
-from ._request import is_price
+from ._request import ImageRequest, frozen_mapping, is_price
 from ._tracking import Tracker
+from .providers import Provider
 
 __all__ = ["REFRESH", "Spending", "SpendingCap"]
 
@@ -43,10 +44,6 @@ def _check_daily(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise InvalidConfig(
             f"{attribute.name} must be None or USD >= 0 (got {value!r})", field=attribute.name
         )
-
-
-def _freeze(value: object) -> object:
-    return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
 
 
 def _check_per_provider(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -78,7 +75,7 @@ class SpendingCap:
 
     daily: float | None = attrs.field(default=None, validator=_check_daily)
     per_provider: Mapping[str, float] = attrs.field(
-        factory=dict, converter=_freeze, validator=_check_per_provider
+        factory=dict, converter=frozen_mapping, validator=_check_per_provider
     )
 
     def caps(self, provider: str) -> bool:
@@ -137,36 +134,36 @@ class Spending:
         return self._read.get(provider, 0.0) + self._added.get(provider, 0.0)
 
     async def refusal(
-        self, provider: str, providers: Sequence[str], price: float | None
+        self, provider: Provider, request: ImageRequest, providers: Sequence[Provider]
     ) -> SpendingCapReached | None:
-        """Why ``provider`` may not be called now, or None when it may.
+        """Why ``provider`` may not be called for ``request`` now, or None when it may.
 
-        ``providers`` are the generator's, whose spending the overall cap adds up;
-        ``price`` is what the call would cost (None: not known). A call whose price
-        would take the day past a cap is not made; one of unknown price is made until
-        the cap is reached.
+        ``providers`` are the generator's, whose spending the overall cap adds up. A
+        call whose price would take the day past a cap is not made; one of unknown
+        price is made until the cap is reached.
         """
-        cap = self.cap
-        if cap is None or not cap.caps(provider):
+        cap, name = self.cap, provider.name
+        if cap is None or not cap.caps(name):
             return None
-        await self._fresh(providers)
-        own = cap.per_provider.get(provider)
-        spent = self.spent(provider)
+        names = [p.name for p in providers]
+        await self._fresh(names)
+        price = call_price(provider, request)
+        own = cap.per_provider.get(name)
+        spent = self.spent(name)
         if own is not None and _past(spent, price, own):
             return SpendingCapReached(
-                f"{provider} has spent {_usd(spent)} today (UTC){_and(price)}, its cap is "
-                f"{_usd(own)}",
-                provider=provider,
+                f"{name} has spent {_usd(spent)} today (UTC){_and(price)}, its cap is {_usd(own)}",
+                provider=name,
                 spent=spent,
                 cap=own,
             )
         if cap.daily is not None:
-            total = sum(self.spent(name) for name in providers)
+            total = sum(self.spent(other) for other in names)
             if _past(total, price, cap.daily):
                 return SpendingCapReached(
                     f"the providers have spent {_usd(total)} today (UTC){_and(price)}, the "
                     f"daily cap is {_usd(cap.daily)}",
-                    provider=provider,
+                    provider=name,
                     spent=total,
                     cap=cap.daily,
                 )

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from ._attempt import ProviderAttempt
 from ._clock import Clock
 from ._config import Config
-from ._cost import call_price
-from ._errors import CircuitOpen, InvalidConfig, InvalidRequest
+from ._errors import CircuitOpen, ImageGenError, InvalidConfig, InvalidRequest
 from ._generation import Generation
 from ._models import Attempt
 from ._output import Output
@@ -114,15 +113,14 @@ async def run_tiers(rt: Runtime, gen: Generation, config: Config) -> Output | No
     strategy = config.strategy
     stages_left = sum(strategy.stages(len(tier)) for tier in tiers)
     skipped: list[Provider] = []
-    names = [p.name for p in config.providers]
     for tier in tiers:
         stages_left -= strategy.stages(len(tier))
         admitted = []
         for provider in tier:
             # Neither is a failure of the provider's: its breaker is not asked, nor told.
-            refusal = _refusal(provider, gen) or await rt.spending.refusal(
-                provider.name, names, call_price(provider, gen.request)
-            )
+            refusal: ImageGenError | None = _refusal(provider, gen)
+            if refusal is None and rt.spending.cap is not None:
+                refusal = await rt.spending.refusal(provider, gen.request, config.providers)
             if refusal is not None:
                 gen.attempts.append(
                     Attempt(provider=provider.name, outcome="skipped", error=refusal)
