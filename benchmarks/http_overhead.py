@@ -21,6 +21,7 @@ where only client-side work shows, 5 ms, and 20 ms (a 2 s generation scaled by 0
 from __future__ import annotations
 
 import argparse
+import base64
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,22 @@ def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
             answer.raise_for_status()
             image = await http.get(answer.json()["images"][0]["url"])
             return image.raise_for_status().content
+
+    elif api == "google":
+        auth = {"x-goog-api-key": "AIza-emulator"}
+        create = f"{base}/models/gemini-3.1-flash-image:generateContent"
+
+        async def call(i: int) -> object:
+            image_config = {"aspectRatio": "1:1", "imageSize": "1K"}
+            config = {"responseModalities": ["IMAGE"], "imageConfig": image_config}
+            body = {"contents": [{"role": "user", "parts": [{"text": f"p {i}"}]}],
+                    "generationConfig": config}  # fmt: skip
+            answer = await http.post(create, json=body, headers=auth)
+            answer.raise_for_status()
+            parts = answer.json()["candidates"][0]["content"]["parts"]
+            return base64.b64decode(
+                next(p for p in parts if "inlineData" in p)["inlineData"]["data"]
+            )
 
     else:
         auth = {"Authorization": "Client-ID emulator-access-key", "Accept-Version": "v1"}

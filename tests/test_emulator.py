@@ -95,6 +95,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "openai": {"model": "flux-schnell"},
     "openai-b64": {"model": "gpt-image-1"},
     "unsplash": {"copy_to_storage": True},
+    "google": {},
 }
 
 
@@ -117,8 +118,8 @@ class TestShapes:
         api = flavour.split("-", maxsplit=1)[0]
         stats = emu.stats(api)
         assert (stats.creates, stats.billed) == (1, 1)
-        # The b64 answer carries the image; every other flavour downloads it once.
-        assert stats.downloads == (0 if flavour == "openai-b64" else 1)
+        # The b64 answers carry the image; every other flavour downloads it once.
+        assert stats.downloads == (0 if flavour in ("openai-b64", "google") else 1)
 
     async def test_output_format_is_honoured(self, emu: Emulator) -> None:
         """A JPEG or WebP request gets a real JPEG or WebP back."""
@@ -152,14 +153,18 @@ class TestShapes:
         assert "Jane Doe" in result.attribution
 
     async def test_provider_checks_pass(self, emu: Emulator) -> None:
-        """check() of Replicate, OpenAI and Unsplash succeeds against the emulator."""
+        """check() of Replicate, OpenAI, Unsplash and Google succeeds against the emulator."""
         async with generator(
-            emu.provider("replicate"), emu.provider("openai"), emu.provider("unsplash")
+            emu.provider("replicate"),
+            emu.provider("openai"),
+            emu.provider("unsplash"),
+            emu.provider("google"),
         ) as gen:
             assert await gen.check_providers() == {
                 "replicate": "ok",
                 "openai": "ok",
                 "unsplash": "ok",
+                "google": "ok",
             }
 
     async def test_requests_without_the_vendor_auth_are_refused(self, emu: Emulator) -> None:
@@ -204,8 +209,12 @@ EXPECTED: dict[Fault, type[ProviderError]] = {
     Fault.STALL: ProviderTimeout,
     Fault.CUT_OFF: ProviderUnavailable,
 }
-# OpenAI has no asynchronous failure: a failed generation is a 500 after the latency.
-EXCEPTIONS = {("openai", Fault.FAILED): ProviderUnavailable}
+# OpenAI has no asynchronous failure: a failed generation is a 500 after the latency;
+# Google's is an answer in words, without an image.
+EXCEPTIONS = {
+    ("openai", Fault.FAILED): ProviderUnavailable,
+    ("google", Fault.FAILED): ProviderUnavailable,
+}
 BILLED = {Fault.MALFORMED_JSON, Fault.NOT_IMAGE, Fault.OVERSIZED, Fault.STALL, Fault.CUT_OFF}
 
 
@@ -213,7 +222,7 @@ class TestFaults:
     """Every fault kind, forced on every API, becomes the right imagegen error."""
 
     @pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
-    @pytest.mark.parametrize("flavour", ["replicate", "fal", "openai", "unsplash"])
+    @pytest.mark.parametrize("flavour", ["replicate", "fal", "openai", "unsplash", "google"])
     async def test_fault_maps_to_error(self, emu: Emulator, flavour: str, fault: Fault) -> None:
         """The forced fault gives the documented error class, and is counted."""
         emu.force(flavour, fault)
@@ -224,7 +233,11 @@ class TestFaults:
         assert stats.faults == {fault.value: 1}
         if fault in BILLED:
             assert stats.billed == 1
-        if fault in {Fault.RATE_LIMITED, Fault.UNAVAILABLE} and flavour != "unsplash":
+        # Google's 503 names no time to wait; its 429 does, in the body (RetryInfo).
+        waits = (
+            {Fault.RATE_LIMITED} if flavour == "google" else {Fault.RATE_LIMITED, Fault.UNAVAILABLE}
+        )
+        if fault in waits and flavour != "unsplash":
             assert error.retry_after == pytest.approx(1.0)
 
     @pytest.mark.parametrize("fault", [Fault.FAILED, Fault.CONTENT_REJECTED], ids=str)
@@ -243,6 +256,7 @@ class TestFaults:
             ("fal", "content_policy_violation"),
             ("fal-queue", "content_policy_violation"),
             ("openai", "content_policy_violation"),
+            ("google", "PROHIBITED_CONTENT"),
         ],
     )
     async def test_a_rejection_carries_the_vendors_reason(

@@ -108,10 +108,10 @@ def stats(origin: str, instance: str) -> dict[str, int]:
 
 
 def test_the_page_documents_every_instance() -> None:
-    """The table covers the four default instances; the command is the Replicate row's, with
+    """The table covers the five default instances; the command is the Replicate row's, with
     IMAGEGEN_DOWNLOAD_ALLOW."""
     instances = documented_instances()
-    assert set(instances) == {"replicate", "fal", "openai", "unsplash"}
+    assert set(instances) == {"replicate", "fal", "openai", "unsplash", "google"}
     variables, args = documented_command()
     assert variables == {**instances["replicate"], "IMAGEGEN_DOWNLOAD_ALLOW": "http,private"}
     assert args[0] == "generate"
@@ -133,7 +133,7 @@ def test_the_documented_command(emulator: str, tmp_path: Path) -> None:
     assert (after["billed"], after["downloads"]) == (before["billed"] + 1, before["downloads"] + 1)
 
 
-@pytest.mark.parametrize("instance", ["replicate", "fal", "openai", "unsplash"])
+@pytest.mark.parametrize("instance", ["replicate", "fal", "openai", "unsplash", "google"])
 def test_each_instance(emulator: str, tmp_path: Path, instance: str) -> None:
     """Each row of the table, with IMAGEGEN_DOWNLOAD_ALLOW: ``imagegen generate --json`` makes
     the image with that provider, from the emulator; ``imagegen doctor`` finds its key good."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from imagegen import Fal, OpenAIImages, Provider, Replicate, Unsplash
+from imagegen import Fal, Google, OpenAIImages, Provider, Replicate, Unsplash
 
 from ._profiles import Draw, ProviderProfile, default_profiles
 
@@ -36,7 +36,9 @@ class _EmulatorBase:
 
         Replicate and OpenAI: ``{origin}/{name}/v1``; fal: ``{origin}/{name}/run`` (its
         queue is :meth:`queue_url`, its Platform API ``{origin}/{name}/v1``: where ``Fal``
-        looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``.
+        looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``;
+        Google: the Gemini API's ``{origin}/{name}/v1beta`` (Vertex AI's root is
+        ``{origin}/{name}/v1``, its token endpoint ``{origin}/{name}/token``).
         """
         api = self._profiles[name].api
         root = f"{self.origin}/{name}"
@@ -44,6 +46,8 @@ class _EmulatorBase:
             return f"{root}/run"
         if api == "unsplash":
             return root
+        if api == "google":
+            return f"{root}/v1beta"
         return f"{root}/v1"
 
     def queue_url(self, name: str) -> str:
@@ -66,6 +70,8 @@ class _EmulatorBase:
             return Fal(key="emulator:secret-key", **kwargs)
         if api == "openai":
             return OpenAIImages(api_key="sk-emulator", **kwargs)
+        if api == "google":
+            return Google(api_key="AIza-emulator", **kwargs)
         return Unsplash(access_key="emulator-access-key", **kwargs)
 
     def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:

@@ -11,7 +11,30 @@ from typing import Any
 from ._http import _Action, _json, _Outcome, _Reply
 from ._profiles import Fault
 
-_AUTH = {"replicate": "Bearer ", "fal": "Key ", "openai": "Bearer ", "unsplash": "Client-ID "}
+_AUTH = {
+    "replicate": "Bearer ",
+    "fal": "Key ",
+    "openai": "Bearer ",
+    "unsplash": "Client-ID ",
+    "google": "Bearer ",
+}
+#: Google's gRPC status names, by HTTP status.
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+def _authorized(api: str, headers: dict[str, str]) -> bool:
+    """Whether the request carries the vendor's auth header (Google: an API key header
+    or an OAuth bearer token)."""
+    if api == "google" and headers.get("x-goog-api-key"):
+        return True
+    return headers.get("authorization", "").startswith(_AUTH[api])
 
 
 def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
@@ -31,6 +54,15 @@ def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
             data["error_type"] = extra["error_type"]
             headers.append(("x-fal-error-type", extra["error_type"]))
         return _json(status, data, tuple(headers))
+    if api == "google":
+        details = [dict(d) for d in extra.get("details", ())]
+        headers.clear()  # Google says when in the body (a 429's RetryInfo), not in headers
+        if retry_after is not None and status == 429:
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": f"{retry_after:g}s"})  # fmt: skip
+        status_name = _GOOGLE_STATUS.get(status, "UNKNOWN")
+        error = {"code": status, "message": message, "status": status_name}
+        return _json(status, {"error": {**error, "details": details}}, tuple(headers))
     if api == "openai":
         error = {
             "message": message,
@@ -54,6 +86,11 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "openai": "Incorrect API key provided.",
             "unsplash": "OAuth error: The access token is invalid",
         }
+        if api == "google":  # an invalid key is a 400, told apart by its reason
+            reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                      "reason": "API_KEY_INVALID", "domain": "googleapis.com"}  # fmt: skip
+            return _error(api, 400, "API key not valid. Please pass a valid API key.",
+                          details=[reason])  # fmt: skip
         return _error(api, 401, messages[api], code="invalid_api_key")
     if fault is Fault.RATE_LIMITED:
         wait = max(1, math.ceil(retry_after))
@@ -62,6 +99,8 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "fal": "Rate limit exceeded",
             "openai": "Rate limit reached for images per minute. Please try again later.",
             "unsplash": "Rate Limit Exceeded",
+            "google": "You exceeded your current quota, please check your plan and billing "
+            "details.",
         }
         return _error(
             api,

@@ -23,10 +23,12 @@ HANG              the request is read and never answered; nothing billed
 RESET             the connection is reset (RST) once the request is read
 MALFORMED_JSON    a 2xx whose JSON is cut short; billed
 FAILED            the work fails: Replicate ``failed``, fal ``error`` / 422, OpenAI a
-                  500 after the latency (billed); Unsplash 404 "No photos found"
+                  500 after the latency, Google a 200 with ``finishReason`` ``NO_IMAGE``
+                  (billed); Unsplash 404 "No photos found"
 CONTENT_REJECTED  Replicate ``failed`` with an NSFW message and fal 422
                   ``content_policy_violation`` (billed); OpenAI 400
-                  ``content_policy_violation``, Unsplash 410 (not billed)
+                  ``content_policy_violation``, Google a 200 whose ``promptFeedback``
+                  has ``blockReason`` ``PROHIBITED_CONTENT``, Unsplash 410 (not billed)
 NOT_IMAGE         billed; the output URL (or b64 payload) is an HTML page, 200
 OVERSIZED         billed; the output is ``oversize_bytes`` long (PNG magic, then zeros)
 STALL             billed; the create is accepted (its work made) and never answered
@@ -51,8 +53,8 @@ from typing import Any, Literal
 
 import attrs
 
-Api = Literal["replicate", "fal", "openai", "unsplash"]
-APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash")
+Api = Literal["replicate", "fal", "openai", "unsplash", "google"]
+APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google")
 
 
 class Fault(enum.Enum):
@@ -179,7 +181,8 @@ class ProviderProfile:
     """How one emulated provider behaves.
 
     Args:
-        api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``.
+        api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``,
+            ``google``.
         latency: Time from create to finished work.
         faults: Odds of each fault per create (summing to at most 1).
         poll_faults: Odds of each fault per status poll, result fetch or tracking GET

@@ -3,7 +3,7 @@
 It is a small HTTP/1.1 server of its own (h11 on anyio) so that it owns its sockets:
 it can hang a request or reset a connection, notices a client that gives up, and runs
 on asyncio and trio. Each vendor's routes live in their own module (``_replicate``,
-``_fal``, ``_openai``, ``_unsplash``) as a class :class:`Emulator` inherits.
+``_fal``, ``_openai``, ``_unsplash``, ``_google``) as a class :class:`Emulator` inherits.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import anyio.abc
 import h11
 
 from ._base import _check_name
-from ._errors import _AUTH, _error
+from ._errors import _AUTH, _authorized, _error
 from ._fal import _FalRoutes
+from ._google import _GoogleRoutes
 from ._http import (
     _NETWORK_ERRORS,
     _Action,
@@ -42,7 +43,7 @@ from ._unsplash import _UnsplashRoutes
 _CUT_PAUSE = 0.02  # seconds between the half-sent answer of CUT_OFF and its reset
 
 
-class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
+class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes, _GoogleRoutes):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
 
     Use as ``async with Emulator(profiles) as emu:``; leaving the block stops the
@@ -260,8 +261,12 @@ class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes):
             return (lambda: self._file(inst, rest[1], rest[2])), inst, True
         inst.counts["requests"] += 1
         api = inst.profile.api
+        public = getattr(self, f"_public_{api}", None)
+        open_route = public(inst, request, rest) if public is not None else None
+        if open_route is not None:
+            return open_route, inst, False
         scheme = _AUTH[api]
-        if not request.headers.get("authorization", "").startswith(scheme):
+        if not _authorized(api, request.headers):
             missing = _error(api, 401, f"missing or malformed Authorization ({scheme.strip()})")
 
             async def unauthorized() -> _Outcome:

@@ -2,7 +2,7 @@
 
 Counters (:class:`ProviderStats`, per instance) count requests, creates, billed work,
 cancellations (and those that stopped running work), client disconnects, polls,
-downloads, download reports, streamed answers, and each fault applied.
+downloads, download reports, streamed answers, OAuth tokens, and each fault applied.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _COUNTERS = (
     "downloads",
     "tracked",
     "streams",
+    "tokens",
 )
 
 
@@ -41,6 +42,7 @@ class ProviderStats:
         downloads: Output file GETs.
         tracked: Unsplash download-tracking GETs.
         streams: OpenAI creates answered as a stream of events (``"stream": true``).
+        tokens: OAuth tokens handed out (Google's token endpoint, for service accounts).
         outputs: Billed work that made its image (ready, not cancelled first, not
             failed or stalled): what a vendor billing only outputs charges for.
         faults: How many times each fault (by value) was applied.
@@ -56,6 +58,7 @@ class ProviderStats:
     downloads: int = 0
     tracked: int = 0
     streams: int = 0
+    tokens: int = 0
     outputs: int = 0
     faults: dict[str, int] = attrs.field(factory=dict)
 

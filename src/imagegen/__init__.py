@@ -57,6 +57,7 @@ from ._telemetry import Telemetry
 from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
 from .providers import (
     Fal,
+    Google,
     HTTPProvider,
     OpenAIImages,
     Placeholder,
@@ -118,6 +119,7 @@ __all__ = [
     "GeneratedImage",
     "GenerationCancelled",
     "GenerationLost",
+    "Google",
     "HTTPProvider",
     "Hedge",
     "Hook",

@@ -10,6 +10,7 @@ back from the request.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Final
 
 from ._errors import InvalidRequest
@@ -22,6 +23,8 @@ __all__ = [
     "SIDE_STEP",
     "check_aspect_ratio",
     "check_resolution",
+    "nearest_ratio",
+    "nearest_tier",
     "parse_aspect_ratio",
     "size_for",
 ]
@@ -112,3 +115,30 @@ def check_resolution(value: object, field: str = "resolution") -> None:
             f"{field} must be one of {', '.join(RESOLUTIONS)}, or None (got {value!r})",
             field=field,
         )
+
+
+def nearest_ratio(width: int, height: int, choices: Sequence[str]) -> str:
+    """The ``"W:H"`` of ``choices`` (a vendor's list) nearest to ``width`` x ``height``.
+
+    Nearest means the smallest ``|log(width / height) - log(W / H)|``, so 2:1 and 1:2
+    are equally far from 1:1; on a tie the earlier choice wins.
+    """
+    wanted = math.log(width / height)
+
+    def distance(label: str) -> float:
+        w, _, h = label.partition(":")
+        return abs(wanted - math.log(int(w) / int(h)))
+
+    return min(choices, key=distance)
+
+
+def nearest_tier(width: int, height: int, choices: Sequence[str]) -> str:
+    """The resolution tier of ``choices`` (``"1K"``...) nearest to ``width`` x ``height``
+    in pixel count, measured as a ratio (2x too many is as far as 2x too few); on a
+    tie the earlier choice wins."""
+    area = width * height
+
+    def distance(tier: str) -> float:
+        return abs(math.log(area / RESOLUTIONS[tier] ** 2))
+
+    return min(choices, key=distance)

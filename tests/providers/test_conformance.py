@@ -1,10 +1,10 @@
 """imagegen.testing.ProviderSuite, run against every built-in provider.
 
-Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers) and Unsplash
-talk over loopback to the provider emulator (benchmarks.emulator), which fails or hangs
-their next request on demand; Placeholder has no remote side, so the two checks that
-need one are skipped for it. A deliberately broken provider shows that the suite fails
-where it should.
+Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers), Google (the
+Gemini API and Vertex AI) and Unsplash talk over loopback to the provider emulator
+(benchmarks.emulator), which fails or hangs their next request on demand; Placeholder has
+no remote side, so the two checks that need one are skipped for it. A deliberately broken
+provider shows that the suite fails where it should.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from benchmarks.emulator import Emulator, Fault
 
-from imagegen import Fal, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
+from imagegen import Fal, Google, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
 from imagegen.testing import ProviderSuite
 
 pytest_plugins = ["pytester"]
@@ -50,6 +50,11 @@ class EmulatedSuite(ProviderSuite):
                 return Fal(key="emulator:secret-key", queue_url=emu.queue_url("fal"), **kwargs)
             if self.api == "openai":
                 return OpenAIImages(api_key="sk-emulator", **kwargs)
+            if self.api == "google" and "project" in kwargs:
+                kwargs["base_url"] = f"{emu.origin}/google/v1"
+                return Google(access_token="ya29.emulator-token", **kwargs)
+            if self.api == "google":
+                return Google(api_key="AIza-emulator", **kwargs)
             return Unsplash(access_key="emulator-access-key", **kwargs)
 
         return make
@@ -68,7 +73,7 @@ class EmulatedSuite(ProviderSuite):
     def secrets(self) -> Sequence[str]:
         """Every dummy key the emulator's providers carry (and fal's secret half)."""
         return ["r8_emulator", "emulator:secret-key", "secret-key", "sk-emulator",
-                "emulator-access-key"]  # fmt: skip
+                "emulator-access-key", "AIza-emulator", "ya29.emulator-token"]  # fmt: skip
 
 
 class TestReplicate(EmulatedSuite):
@@ -107,6 +112,21 @@ class TestOpenAIImagesBase64(EmulatedSuite):
 
     api = "openai"
     options: ClassVar[dict[str, Any]] = {"model": "gpt-image-1"}
+    reports_remote_work = False
+
+
+class TestGoogle(EmulatedSuite):
+    """Google's Gemini API: one generateContent, the image inline."""
+
+    api = "google"
+    reports_remote_work = False
+
+
+class TestGoogleVertex(EmulatedSuite):
+    """Google's Vertex AI: the same call under a project, with a bearer token."""
+
+    api = "google"
+    options: ClassVar[dict[str, Any]] = {"project": "acme-images", "location": "us-central1"}
     reports_remote_work = False
 
 

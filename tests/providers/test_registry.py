@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen.providers import BUILT_IN, Fal, HTTPProvider, OpenAIImages, Replicate, Unsplash
+from imagegen.providers import (
+    BUILT_IN,
+    Fal,
+    Google,
+    HTTPProvider,
+    OpenAIImages,
+    Replicate,
+    Unsplash,
+)
 
 KEYS = {
     Replicate: {"REPLICATE_API_TOKEN": "r8_secret-value-123"},
     Fal: {"FAL_KEY": "fal-id:secret-value-123"},
     OpenAIImages: {"OPENAI_API_KEY": "sk-secret-value-123"},
+    Google: {"GEMINI_API_KEY": "AIza-secret-value-123"},
     Unsplash: {"UNSPLASH_ACCESS_KEY": "secret-value-123"},
 }
 
@@ -17,7 +26,8 @@ KEYS = {
 @pytest.fixture(autouse=True)
 def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """The process environment holds no vendor key, so only the mapping can supply one."""
-    for variables in (*KEYS.values(), {"FAL_KEY_ID": "", "FAL_KEY_SECRET": ""}):
+    others = {"FAL_KEY_ID": "", "FAL_KEY_SECRET": "", "GOOGLE_API_KEY": ""}
+    for variables in (*KEYS.values(), others):
         for name in variables:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("REPLICATE_WEBHOOK_SECRET", raising=False)
@@ -25,7 +35,7 @@ def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_order_is_ai_first_stock_last() -> None:
     """from_env tries the AI vendors before the stock photos."""
-    assert (Replicate, Fal, OpenAIImages, Unsplash) == BUILT_IN
+    assert (Replicate, Fal, OpenAIImages, Google, Unsplash) == BUILT_IN
 
 
 @pytest.mark.parametrize("vendor", BUILT_IN, ids=lambda v: v.__name__)

@@ -9,6 +9,7 @@ from ._base import (
     WebhookReceiver,
 )
 from ._fal import Fal
+from ._google import Google
 from ._http import FormFile, HTTPProvider
 from ._openai import OpenAIImages
 from ._placeholder import Placeholder
@@ -32,6 +33,7 @@ __all__ = [
     "RUNNING",
     "Fal",
     "FormFile",
+    "Google",
     "HTTPProvider",
     "OpenAIImages",
     "Placeholder",

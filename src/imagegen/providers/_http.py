@@ -161,6 +161,12 @@ class HTTPProvider(Provider):
             return {}
         return {"Authorization": f"{self.auth_scheme} {self._key}"}
 
+    async def request_auth(self) -> dict[str, str]:
+        """The auth headers of the next request: :meth:`auth_headers` here. A vendor
+        whose token is fetched or refreshed first (Vertex AI's) overrides this, and
+        :meth:`log_secrets` and :meth:`redact` to hide that token too."""
+        return self.auth_headers()
+
     def redact(self, text: str) -> str:
         """``text`` with the key (and its secret half, for ``id:secret`` keys) masked."""
         if self._key:
@@ -234,7 +240,7 @@ class HTTPProvider(Provider):
         if content is not None:
             send_headers["Content-Type"] = content_type or "application/octet-stream"
         if authenticate:
-            send_headers.update(self.auth_headers())
+            send_headers.update(await self.request_auth())
         send_headers.update(headers or {})
         remaining = max(0.001, ctx.remaining())
         timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))

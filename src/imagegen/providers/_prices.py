@@ -13,6 +13,9 @@ a newer price, a gateway's).
   image; a prediction without output is not billed.
 - fal (https://fal.ai/pricing, 2026-05): FLUX apps per megapixel of output, rounded up
   to a whole megapixel (1024x1024 pixels); only successful outputs are billed.
+- Google (https://ai.google.dev/gemini-api/docs/pricing, 2026-05; the same on Vertex AI):
+  Gemini image models per token, input and output, with an image's output tokens by its
+  ``imageSize``; an answer's cost is read from the usage it reports.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 __all__ = [
     "fal_price",
+    "gemini_answer_cost",
+    "gemini_price",
     "openai_answer_cost",
     "openai_price",
     "replicate_price",
@@ -66,6 +71,18 @@ _FAL_PER_MEGAPIXEL: Mapping[str, float] = {
     "fal-ai/flux/dev": 0.025,
 }
 _MEGAPIXEL = 1024 * 1024
+#: Gemini image models -> USD per token: (input, text and thinking output, image output).
+_GEMINI_TOKENS: Mapping[str, tuple[float, float, float]] = {
+    "gemini-2.5-flash-image": (0.30e-6, 2.50e-6, 30e-6),
+    "gemini-3-pro-image": (2e-6, 12e-6, 120e-6),
+    "gemini-3.1-flash-image": (0.50e-6, 3e-6, 60e-6),
+}
+#: Gemini image models -> output tokens of one image, by ``imageSize`` (None: not sent).
+_GEMINI_IMAGE_TOKENS: Mapping[str, Mapping[str | None, int]] = {
+    "gemini-2.5-flash-image": {None: 1290},
+    "gemini-3-pro-image": {None: 1120, "1K": 1120, "2K": 1120, "4K": 2000},
+    "gemini-3.1-flash-image": {None: 1120, "1K": 1120, "2K": 1680, "4K": 2520},
+}
 
 
 def openai_price(model: str, quality: str | None, size: str) -> float | None:
@@ -126,3 +143,42 @@ def fal_price(app: str, width: int, height: int) -> float | None:
     if per_megapixel is None:
         return None
     return per_megapixel * max(1, math.ceil(width * height / _MEGAPIXEL))
+
+
+def _gemini_family(model: str) -> str | None:
+    """The priced model ``model`` is a version of (``-preview`` ids share the price)."""
+    return next((name for name in _GEMINI_TOKENS if model.startswith(name)), None)
+
+
+def gemini_price(model: str, image_size: str | None) -> float | None:
+    """USD for the output tokens of one image of ``model`` at ``image_size`` ("2K")."""
+    family = _gemini_family(model)
+    if family is None:
+        return None
+    tokens = _GEMINI_IMAGE_TOKENS[family].get(image_size)
+    return None if tokens is None else tokens * _GEMINI_TOKENS[family][2]
+
+
+def gemini_answer_cost(model: str, usage: object) -> float | None:
+    """What an answer of ``model`` cost, from its ``usageMetadata``: prompt tokens at the
+    input rate, image tokens at the image rate, the rest of the output (text, thinking)
+    at the text rate. None when the usage does not say all of that."""
+    family = _gemini_family(model)
+    if family is None or not isinstance(usage, Mapping):
+        return None
+    prompt = _count(usage.get("promptTokenCount", 0))
+    output = _count(usage.get("candidatesTokenCount", 0))
+    thinking = _count(usage.get("thoughtsTokenCount", 0))
+    details = usage.get("candidatesTokensDetails", [])
+    if prompt is None or output is None or thinking is None or not isinstance(details, list):
+        return None
+    image = 0
+    for item in details:
+        tokens = _count(item.get("tokenCount", 0)) if isinstance(item, Mapping) else None
+        if tokens is None:
+            return None
+        if item.get("modality") == "IMAGE":
+            image += tokens
+    input_rate, text_rate, image_rate = _GEMINI_TOKENS[family]
+    text = max(0, output - image) + thinking
+    return prompt * input_rate + text * text_rate + image * image_rate

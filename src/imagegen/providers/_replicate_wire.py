@@ -7,7 +7,6 @@ that wants the token) of :class:`~imagegen.providers.Replicate`.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._errors import ContentRejected, InvalidConfig, ProviderError, ProviderUnavailable
+from .._shape import nearest_ratio
 from ._base import ProviderImage
 from ._payloads import EditFields, decode_data_uri, json_or_none, mentions
 from ._polling import DONE, RUNNING, Progress
@@ -58,11 +58,8 @@ _SAFETY = ("nsfw", "safety", "content policy", "content_policy")
 
 
 def aspect_ratio(width: int, height: int) -> str:
-    """The flux-schnell ``aspect_ratio`` nearest to ``width`` x ``height``.
-
-    Nearest means the smallest ``|log(width / height) - log(ratio)|``, so 2:1 and
-    1:2 are equally far from 1:1; on a tie the earlier entry of
-    :data:`ASPECT_RATIOS` wins.
+    """The flux-schnell ``aspect_ratio`` nearest to ``width`` x ``height``
+    (:func:`~imagegen._shape.nearest_ratio` over :data:`ASPECT_RATIOS`).
 
     >>> aspect_ratio(1024, 1024)
     '1:1'
@@ -71,13 +68,7 @@ def aspect_ratio(width: int, height: int) -> str:
     >>> aspect_ratio(800, 1000)
     '4:5'
     """
-    wanted = math.log(width / height)
-
-    def distance(label: str) -> float:
-        w, h = label.split(":")
-        return abs(wanted - math.log(int(w) / int(h)))
-
-    return min(ASPECT_RATIOS, key=distance)
+    return nearest_ratio(width, height, ASPECT_RATIOS)
 
 
 def parse_version(model: str, version: object) -> tuple[str, str]:
