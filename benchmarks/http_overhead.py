@@ -36,6 +36,7 @@ from . import _report
 from .emulator import APIS, EmulatorProcess, Fixed, ProviderProfile
 
 LATENCIES = (0.0, 0.005, 0.02)
+BFL_POLL = 0.005  # BFL's task is polled (imagegen's provider and the raw loop alike)
 BLOCK = 10
 
 Call = Callable[[int], Awaitable[object]]
@@ -96,6 +97,23 @@ def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
                 next(p for p in parts if "inlineData" in p)["inlineData"]["data"]
             )
 
+    elif api == "bfl":
+        auth = {"x-key": "bfl-emulator"}
+
+        async def call(i: int) -> object:
+            body = {"prompt": f"p {i}", "width": 1024, "height": 1024, "output_format": "png"}
+            created = await http.post(f"{base}/flux-2-pro", json=body, headers=auth)
+            created.raise_for_status()
+            wait = BFL_POLL
+            while True:  # polled on imagegen's schedule: the interval, growing 1.5x
+                await anyio.sleep(wait)
+                wait *= 1.5
+                task = await http.get(created.json()["polling_url"], headers=auth)
+                if task.raise_for_status().json()["status"] == "Ready":
+                    break
+            image = await http.get(task.json()["result"]["sample"])
+            return image.raise_for_status().content
+
     else:
         auth = {"Authorization": "Client-ID emulator-access-key", "Accept-Version": "v1"}
 
@@ -126,6 +144,8 @@ def _provider(emu: EmulatorProcess, api: str) -> Provider:
         provider = emu.provider(api)
         assert isinstance(provider, Replicate)
         return provider
+    if api == "bfl":
+        return emu.provider(api, poll_interval=BFL_POLL)
     # A gateway model id: no response_format is sent and the emulator answers with a URL,
     # as LiteLLM's call gets, so both download the image.
     return emu.provider(api, model="flux-schnell")

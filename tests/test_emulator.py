@@ -96,6 +96,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "openai-b64": {"model": "gpt-image-1"},
     "unsplash": {"copy_to_storage": True},
     "google": {},
+    "bfl": {"poll_interval": 0.01},
 }
 
 
@@ -120,6 +121,8 @@ class TestShapes:
         assert (stats.creates, stats.billed) == (1, 1)
         # The b64 answers carry the image; every other flavour downloads it once.
         assert stats.downloads == (0 if flavour in ("openai-b64", "google") else 1)
+        if flavour == "bfl":  # created, then polled until Ready
+            assert stats.polls >= 1
 
     async def test_output_format_is_honoured(self, emu: Emulator) -> None:
         """A JPEG or WebP request gets a real JPEG or WebP back."""
@@ -153,18 +156,20 @@ class TestShapes:
         assert "Jane Doe" in result.attribution
 
     async def test_provider_checks_pass(self, emu: Emulator) -> None:
-        """check() of Replicate, OpenAI, Unsplash and Google succeeds against the emulator."""
+        """check() of Replicate, OpenAI, Unsplash, Google and BFL succeeds on the emulator."""
         async with generator(
             emu.provider("replicate"),
             emu.provider("openai"),
             emu.provider("unsplash"),
             emu.provider("google"),
+            emu.provider("bfl"),
         ) as gen:
             assert await gen.check_providers() == {
                 "replicate": "ok",
                 "openai": "ok",
                 "unsplash": "ok",
                 "google": "ok",
+                "bfl": "ok",
             }
 
     async def test_requests_without_the_vendor_auth_are_refused(self, emu: Emulator) -> None:
@@ -222,7 +227,7 @@ class TestFaults:
     """Every fault kind, forced on every API, becomes the right imagegen error."""
 
     @pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
-    @pytest.mark.parametrize("flavour", ["replicate", "fal", "openai", "unsplash", "google"])
+    @pytest.mark.parametrize("flavour", ["replicate", "fal", "openai", "unsplash", "google", "bfl"])
     async def test_fault_maps_to_error(self, emu: Emulator, flavour: str, fault: Fault) -> None:
         """The forced fault gives the documented error class, and is counted."""
         emu.force(flavour, fault)
@@ -234,10 +239,11 @@ class TestFaults:
         if fault in BILLED:
             assert stats.billed == 1
         # Google's 503 names no time to wait; its 429 does, in the body (RetryInfo).
+        # BFL and Unsplash document no Retry-After.
         waits = (
             {Fault.RATE_LIMITED} if flavour == "google" else {Fault.RATE_LIMITED, Fault.UNAVAILABLE}
         )
-        if fault in waits and flavour != "unsplash":
+        if fault in waits and flavour not in ("unsplash", "bfl"):
             assert error.retry_after == pytest.approx(1.0)
 
     @pytest.mark.parametrize("fault", [Fault.FAILED, Fault.CONTENT_REJECTED], ids=str)
@@ -257,6 +263,7 @@ class TestFaults:
             ("fal-queue", "content_policy_violation"),
             ("openai", "content_policy_violation"),
             ("google", "PROHIBITED_CONTENT"),
+            ("bfl", "Content Moderated"),
         ],
     )
     async def test_a_rejection_carries_the_vendors_reason(

@@ -108,10 +108,10 @@ def stats(origin: str, instance: str) -> dict[str, int]:
 
 
 def test_the_page_documents_every_instance() -> None:
-    """The table covers the five default instances; the command is the Replicate row's, with
+    """The table covers the six default instances; the command is the Replicate row's, with
     IMAGEGEN_DOWNLOAD_ALLOW."""
     instances = documented_instances()
-    assert set(instances) == {"replicate", "fal", "openai", "unsplash", "google"}
+    assert set(instances) == {"replicate", "fal", "openai", "unsplash", "google", "bfl"}
     variables, args = documented_command()
     assert variables == {**instances["replicate"], "IMAGEGEN_DOWNLOAD_ALLOW": "http,private"}
     assert args[0] == "generate"
@@ -133,7 +133,7 @@ def test_the_documented_command(emulator: str, tmp_path: Path) -> None:
     assert (after["billed"], after["downloads"]) == (before["billed"] + 1, before["downloads"] + 1)
 
 
-@pytest.mark.parametrize("instance", ["replicate", "fal", "openai", "unsplash", "google"])
+@pytest.mark.parametrize("instance", ["replicate", "fal", "openai", "unsplash", "google", "bfl"])
 def test_each_instance(emulator: str, tmp_path: Path, instance: str) -> None:
     """Each row of the table, with IMAGEGEN_DOWNLOAD_ALLOW: ``imagegen generate --json`` makes
     the image with that provider, from the emulator; ``imagegen doctor`` finds its key good."""
@@ -152,7 +152,7 @@ def test_each_instance(emulator: str, tmp_path: Path, instance: str) -> None:
         assert result["path"].startswith(f"{emulator}/unsplash/files/image/")
     else:
         assert Path(result["path"]).read_bytes() == PNG
-    if instance in ("replicate", "fal"):  # downloaded from the emulator
+    if instance in ("replicate", "fal", "bfl"):  # downloaded from the emulator
         assert result["source_url"].startswith(f"{emulator}/{instance}/files/image/")
     doctor = run_cli(tmp_path, "doctor", **variables)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from imagegen import Fal, Google, OpenAIImages, Provider, Replicate, Unsplash
+from imagegen import BlackForestLabs, Fal, Google, OpenAIImages, Provider, Replicate, Unsplash
 
 from ._profiles import Draw, ProviderProfile, default_profiles
 
@@ -34,7 +34,7 @@ class _EmulatorBase:
     def base_url(self, name: str) -> str:
         """What to pass as ``base_url=`` to the instance's imagegen provider.
 
-        Replicate and OpenAI: ``{origin}/{name}/v1``; fal: ``{origin}/{name}/run`` (its
+        Replicate, OpenAI and BFL: ``{origin}/{name}/v1``; fal: ``{origin}/{name}/run`` (its
         queue is :meth:`queue_url`, its Platform API ``{origin}/{name}/v1``: where ``Fal``
         looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``;
         Google: the Gemini API's ``{origin}/{name}/v1beta`` (Vertex AI's root is
@@ -72,6 +72,8 @@ class _EmulatorBase:
             return OpenAIImages(api_key="sk-emulator", **kwargs)
         if api == "google":
             return Google(api_key="AIza-emulator", **kwargs)
+        if api == "bfl":
+            return BlackForestLabs(api_key="bfl-emulator", **kwargs)
         return Unsplash(access_key="emulator-access-key", **kwargs)
 
     def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:

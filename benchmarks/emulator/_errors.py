@@ -17,6 +17,7 @@ _AUTH = {
     "openai": "Bearer ",
     "unsplash": "Client-ID ",
     "google": "Bearer ",
+    "bfl": "",
 }
 #: Google's gRPC status names, by HTTP status.
 _GOOGLE_STATUS = {
@@ -34,6 +35,8 @@ def _authorized(api: str, headers: dict[str, str]) -> bool:
     or an OAuth bearer token)."""
     if api == "google" and headers.get("x-goog-api-key"):
         return True
+    if api == "bfl":
+        return bool(headers.get("x-key"))
     return headers.get("authorization", "").startswith(_AUTH[api])
 
 
@@ -48,6 +51,8 @@ def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
         title = http.HTTPStatus(status).phrase
         body = json.dumps({"title": title, "detail": message, "status": status}).encode()
         return _Reply(status, body, "application/problem+json", tuple(headers))
+    if api == "bfl":  # FastAPI's shape; BFL documents no Retry-After
+        return _json(status, {"detail": message})
     if api == "fal":
         data: dict[str, Any] = {"detail": extra.get("detail", message)}
         if extra.get("error_type"):
@@ -85,6 +90,7 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "fal": "Invalid Key Authorization header format",
             "openai": "Incorrect API key provided.",
             "unsplash": "OAuth error: The access token is invalid",
+            "bfl": "Not authenticated",
         }
         if api == "google":  # an invalid key is a 400, told apart by its reason
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -101,6 +107,7 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "unsplash": "Rate Limit Exceeded",
             "google": "You exceeded your current quota, please check your plan and billing "
             "details.",
+            "bfl": "You have exceeded the number of active tasks: 24",
         }
         return _error(
             api,

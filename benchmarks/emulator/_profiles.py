@@ -23,10 +23,10 @@ HANG              the request is read and never answered; nothing billed
 RESET             the connection is reset (RST) once the request is read
 MALFORMED_JSON    a 2xx whose JSON is cut short; billed
 FAILED            the work fails: Replicate ``failed``, fal ``error`` / 422, OpenAI a
-                  500 after the latency, Google a 200 with ``finishReason`` ``NO_IMAGE``
-                  (billed); Unsplash 404 "No photos found"
-CONTENT_REJECTED  Replicate ``failed`` with an NSFW message and fal 422
-                  ``content_policy_violation`` (billed); OpenAI 400
+                  500 after the latency, Google a 200 with ``finishReason`` ``NO_IMAGE``,
+                  BFL a task ``Error`` (billed); Unsplash 404 "No photos found"
+CONTENT_REJECTED  Replicate ``failed`` with an NSFW message, fal 422
+                  ``content_policy_violation``, BFL ``Content Moderated`` (billed); OpenAI 400
                   ``content_policy_violation``, Google a 200 whose ``promptFeedback``
                   has ``blockReason`` ``PROHIBITED_CONTENT``, Unsplash 410 (not billed)
 NOT_IMAGE         billed; the output URL (or b64 payload) is an HTML page, 200
@@ -53,8 +53,8 @@ from typing import Any, Literal
 
 import attrs
 
-Api = Literal["replicate", "fal", "openai", "unsplash", "google"]
-APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google")
+Api = Literal["replicate", "fal", "openai", "unsplash", "google", "bfl"]
+APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google", "bfl")
 
 
 class Fault(enum.Enum):
@@ -182,7 +182,7 @@ class ProviderProfile:
 
     Args:
         api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``,
-            ``google``.
+            ``google``, ``bfl``.
         latency: Time from create to finished work.
         faults: Odds of each fault per create (summing to at most 1).
         poll_faults: Odds of each fault per status poll, result fetch or tracking GET

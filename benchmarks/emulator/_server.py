@@ -3,7 +3,7 @@
 It is a small HTTP/1.1 server of its own (h11 on anyio) so that it owns its sockets:
 it can hang a request or reset a connection, notices a client that gives up, and runs
 on asyncio and trio. Each vendor's routes live in their own module (``_replicate``,
-``_fal``, ``_openai``, ``_unsplash``, ``_google``) as a class :class:`Emulator` inherits.
+``_fal``, ``_openai``, ``_unsplash``, ``_google``, ``_bfl``) as a class :class:`Emulator` inherits.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import anyio.abc
 import h11
 
 from ._base import _check_name
+from ._bfl import _BflRoutes
 from ._errors import _AUTH, _authorized, _error
 from ._fal import _FalRoutes
 from ._google import _GoogleRoutes
@@ -43,7 +44,9 @@ from ._unsplash import _UnsplashRoutes
 _CUT_PAUSE = 0.02  # seconds between the half-sent answer of CUT_OFF and its reset
 
 
-class Emulator(_ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes, _GoogleRoutes):
+class Emulator(
+    _ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes, _GoogleRoutes, _BflRoutes
+):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
 
     Use as ``async with Emulator(profiles) as emu:``; leaving the block stops the

@@ -1,10 +1,10 @@
 """imagegen.testing.ProviderSuite, run against every built-in provider.
 
 Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers), Google (the
-Gemini API and Vertex AI) and Unsplash talk over loopback to the provider emulator
-(benchmarks.emulator), which fails or hangs their next request on demand; Placeholder has
-no remote side, so the two checks that need one are skipped for it. A deliberately broken
-provider shows that the suite fails where it should.
+Gemini API and Vertex AI), Black Forest Labs and Unsplash talk over loopback to the
+provider emulator (benchmarks.emulator), which fails or hangs their next request on
+demand; Placeholder has no remote side, so the two checks that need one are skipped for
+it. A deliberately broken provider shows that the suite fails where it should.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from typing import Any, ClassVar
 import pytest
 from benchmarks.emulator import Emulator, Fault
 
-from imagegen import Fal, Google, OpenAIImages, Placeholder, Provider, Replicate, Unsplash
+from imagegen import (
+    BlackForestLabs,
+    Fal,
+    Google,
+    OpenAIImages,
+    Placeholder,
+    Provider,
+    Replicate,
+    Unsplash,
+)
 from imagegen.testing import ProviderSuite
 
 pytest_plugins = ["pytester"]
@@ -55,6 +64,8 @@ class EmulatedSuite(ProviderSuite):
                 return Google(access_token="ya29.emulator-token", **kwargs)
             if self.api == "google":
                 return Google(api_key="AIza-emulator", **kwargs)
+            if self.api == "bfl":
+                return BlackForestLabs(api_key="bfl-emulator", **kwargs)
             return Unsplash(access_key="emulator-access-key", **kwargs)
 
         return make
@@ -73,7 +84,8 @@ class EmulatedSuite(ProviderSuite):
     def secrets(self) -> Sequence[str]:
         """Every dummy key the emulator's providers carry (and fal's secret half)."""
         return ["r8_emulator", "emulator:secret-key", "secret-key", "sk-emulator",
-                "emulator-access-key", "AIza-emulator", "ya29.emulator-token"]  # fmt: skip
+                "emulator-access-key", "AIza-emulator", "ya29.emulator-token",
+                "bfl-emulator"]  # fmt: skip
 
 
 class TestReplicate(EmulatedSuite):
@@ -128,6 +140,14 @@ class TestGoogleVertex(EmulatedSuite):
     api = "google"
     options: ClassVar[dict[str, Any]] = {"project": "acme-images", "location": "us-central1"}
     reports_remote_work = False
+
+
+class TestBlackForestLabs(EmulatedSuite):
+    """BFL: a task, reported as started, then polled at its polling URL."""
+
+    api = "bfl"
+    options: ClassVar[dict[str, Any]] = {"poll_interval": 0.01}
+    reports_remote_work = True
 
 
 class TestUnsplash(EmulatedSuite):

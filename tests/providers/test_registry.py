@@ -6,6 +6,7 @@ import pytest
 
 from imagegen.providers import (
     BUILT_IN,
+    BlackForestLabs,
     Fal,
     Google,
     HTTPProvider,
@@ -19,6 +20,7 @@ KEYS = {
     Fal: {"FAL_KEY": "fal-id:secret-value-123"},
     OpenAIImages: {"OPENAI_API_KEY": "sk-secret-value-123"},
     Google: {"GEMINI_API_KEY": "AIza-secret-value-123"},
+    BlackForestLabs: {"BFL_API_KEY": "bfl_secret-value-123"},
     Unsplash: {"UNSPLASH_ACCESS_KEY": "secret-value-123"},
 }
 
@@ -35,7 +37,7 @@ def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_order_is_ai_first_stock_last() -> None:
     """from_env tries the AI vendors before the stock photos."""
-    assert (Replicate, Fal, OpenAIImages, Google, Unsplash) == BUILT_IN
+    assert (Replicate, Fal, OpenAIImages, Google, BlackForestLabs, Unsplash) == BUILT_IN
 
 
 @pytest.mark.parametrize("vendor", BUILT_IN, ids=lambda v: v.__name__)

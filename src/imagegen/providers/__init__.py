@@ -8,6 +8,7 @@ from ._base import (
     WebhookInbox,
     WebhookReceiver,
 )
+from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
 from ._http import FormFile, HTTPProvider
@@ -31,6 +32,7 @@ __all__ = [
     "BUILT_IN",
     "DONE",
     "RUNNING",
+    "BlackForestLabs",
     "Fal",
     "FormFile",
     "Google",

@@ -7,6 +7,7 @@ vendor to ``from_env`` is one line here.
 
 from __future__ import annotations
 
+from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
 from ._http import HTTPProvider
@@ -17,4 +18,11 @@ from ._unsplash import Unsplash
 __all__ = ["BUILT_IN"]
 
 #: The hosted vendors ``from_env`` builds, one per key found: AI first, stock photos last.
-BUILT_IN: tuple[type[HTTPProvider], ...] = (Replicate, Fal, OpenAIImages, Google, Unsplash)
+BUILT_IN: tuple[type[HTTPProvider], ...] = (
+    Replicate,
+    Fal,
+    OpenAIImages,
+    Google,
+    BlackForestLabs,
+    Unsplash,
+)
