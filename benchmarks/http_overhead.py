@@ -6,7 +6,9 @@ The emulator runs in its own process. For each vendor API, one call at a time:
 
 - raw httpx: the create (Replicate with ``Prefer: wait``, fal's sync endpoint,
   OpenAI's ``images/generations`` answering with a URL, Unsplash's random photo
-  plus its download report), its JSON decoded, then the image downloaded;
+  plus its download report, Google's ``generateContent``, BFL's task and its polls
+  on imagegen's schedule), its JSON decoded, then the image downloaded (Google's
+  comes inline); for Bedrock, raw boto3 ``invoke_model`` in a worker thread;
 - imagegen: ``ImageGenerator.generate()`` with that one provider, the image
   downloaded under a DownloadPolicy and stored in MemoryStorage, its record and
   statistics kept in MemoryState;
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +33,7 @@ from typing import Any
 import anyio
 import httpx
 
-from imagegen import Fal, ImageGenerator, MemoryStorage, Provider, Replicate, Unsplash
+from imagegen import Bedrock, Fal, ImageGenerator, MemoryStorage, Provider, Replicate, Unsplash
 
 from . import _report
 from .emulator import APIS, EmulatorProcess, Fixed, ProviderProfile
@@ -113,6 +116,23 @@ def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
                     break
             image = await http.get(task.json()["result"]["sample"])
             return image.raise_for_status().content
+
+    elif api == "bedrock":
+        provider = emu.provider(api)
+        assert isinstance(provider, Bedrock)
+        client = provider.client()  # boto3's, built as imagegen builds it (no retries)
+
+        def invoke(i: int) -> bytes:
+            body = {"prompt": f"p {i}", "mode": "text-to-image", "aspect_ratio": "1:1",
+                    "output_format": "png"}  # fmt: skip
+            answer = client.invoke_model(
+                modelId="stability.stable-image-core-v1:1", body=json.dumps(body).encode(),
+                contentType="application/json", accept="application/json",
+            )  # fmt: skip
+            return base64.b64decode(json.loads(answer["body"].read())["images"][0])
+
+        async def call(i: int) -> object:
+            return await anyio.to_thread.run_sync(invoke, i)
 
     else:
         auth = {"Authorization": "Client-ID emulator-access-key", "Accept-Version": "v1"}

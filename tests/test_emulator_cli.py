@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from benchmarks.emulator import closed_port_url, image_bytes
+from benchmarks.emulator import APIS, closed_port_url, image_bytes
 
 from cli_support import run_cli
 
@@ -108,10 +108,10 @@ def stats(origin: str, instance: str) -> dict[str, int]:
 
 
 def test_the_page_documents_every_instance() -> None:
-    """The table covers the six default instances; the command is the Replicate row's, with
+    """The table covers the seven default instances; the command is the Replicate row's, with
     IMAGEGEN_DOWNLOAD_ALLOW."""
     instances = documented_instances()
-    assert set(instances) == {"replicate", "fal", "openai", "unsplash", "google", "bfl"}
+    assert set(instances) == set(APIS)
     variables, args = documented_command()
     assert variables == {**instances["replicate"], "IMAGEGEN_DOWNLOAD_ALLOW": "http,private"}
     assert args[0] == "generate"
@@ -133,7 +133,7 @@ def test_the_documented_command(emulator: str, tmp_path: Path) -> None:
     assert (after["billed"], after["downloads"]) == (before["billed"] + 1, before["downloads"] + 1)
 
 
-@pytest.mark.parametrize("instance", ["replicate", "fal", "openai", "unsplash", "google", "bfl"])
+@pytest.mark.parametrize("instance", APIS)
 def test_each_instance(emulator: str, tmp_path: Path, instance: str) -> None:
     """Each row of the table, with IMAGEGEN_DOWNLOAD_ALLOW: ``imagegen generate --json`` makes
     the image with that provider, from the emulator; ``imagegen doctor`` finds its key good."""

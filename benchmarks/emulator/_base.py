@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from imagegen import BlackForestLabs, Fal, Google, OpenAIImages, Provider, Replicate, Unsplash
+from imagegen import (
+    Bedrock,
+    BlackForestLabs,
+    Fal,
+    Google,
+    OpenAIImages,
+    Provider,
+    Replicate,
+    Unsplash,
+)
 
 from ._profiles import Draw, ProviderProfile, default_profiles
 
@@ -38,7 +47,8 @@ class _EmulatorBase:
         queue is :meth:`queue_url`, its Platform API ``{origin}/{name}/v1``: where ``Fal``
         looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``;
         Google: the Gemini API's ``{origin}/{name}/v1beta`` (Vertex AI's root is
-        ``{origin}/{name}/v1``, its token endpoint ``{origin}/{name}/token``).
+        ``{origin}/{name}/v1``, its token endpoint ``{origin}/{name}/token``); Bedrock:
+        ``{origin}/{name}``, its clients' ``endpoint_url``.
         """
         api = self._profiles[name].api
         root = f"{self.origin}/{name}"
@@ -48,6 +58,8 @@ class _EmulatorBase:
             return root
         if api == "google":
             return f"{root}/v1beta"
+        if api == "bedrock":
+            return root
         return f"{root}/v1"
 
     def queue_url(self, name: str) -> str:
@@ -74,6 +86,9 @@ class _EmulatorBase:
             return Google(api_key="AIza-emulator", **kwargs)
         if api == "bfl":
             return BlackForestLabs(api_key="bfl-emulator", **kwargs)
+        if api == "bedrock":
+            kwargs["endpoint_url"] = kwargs.pop("base_url")
+            return Bedrock(session=bedrock_session(), **kwargs)
         return Unsplash(access_key="emulator-access-key", **kwargs)
 
     def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:
@@ -85,3 +100,14 @@ class _EmulatorBase:
 def _check_name(name: str) -> None:
     if not name or "/" in name or name.startswith("_") or quote(name, safe="") != name:
         raise ValueError(f"instance names must be URL-safe path segments (got {name!r})")
+
+
+def bedrock_session() -> Any:
+    """A boto3 session with the emulator's dummy AWS credentials (boto3 is needed)."""
+    import boto3.session  # noqa: PLC0415 - only Bedrock's instances need boto3
+
+    return boto3.session.Session(
+        aws_access_key_id="AKIAEMULATOR0000",
+        aws_secret_access_key="emulator-aws-secret",
+        region_name="us-west-2",
+    )

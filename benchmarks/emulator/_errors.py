@@ -18,6 +18,16 @@ _AUTH = {
     "unsplash": "Client-ID ",
     "google": "Bearer ",
     "bfl": "",
+    "bedrock": "AWS4-HMAC-SHA256 ",
+}
+#: Bedrock's error names, by HTTP status, when the caller names none.
+_BEDROCK_CODES = {
+    400: "ValidationException",
+    403: "UnrecognizedClientException",
+    404: "ResourceNotFoundException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
 }
 #: Google's gRPC status names, by HTTP status.
 _GOOGLE_STATUS = {
@@ -51,6 +61,12 @@ def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
         title = http.HTTPStatus(status).phrase
         body = json.dumps({"title": title, "detail": message, "status": status}).encode()
         return _Reply(status, body, "application/problem+json", tuple(headers))
+    if api == "bedrock":  # the error's name in a header, as AWS's services send it
+        code = str(extra.get("code"))
+        if not code.endswith("Exception"):
+            code = _BEDROCK_CODES.get(status, "UnknownError")
+        kind = ("x-amzn-errortype", f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/")
+        return _json(status, {"message": message}, (kind, ("x-amzn-requestid", str(uuid.uuid4()))))
     if api == "bfl":  # FastAPI's shape; BFL documents no Retry-After
         return _json(status, {"detail": message})
     if api == "fal":
@@ -91,12 +107,15 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "openai": "Incorrect API key provided.",
             "unsplash": "OAuth error: The access token is invalid",
             "bfl": "Not authenticated",
+            "bedrock": "The security token included in the request is invalid.",
         }
         if api == "google":  # an invalid key is a 400, told apart by its reason
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                       "reason": "API_KEY_INVALID", "domain": "googleapis.com"}  # fmt: skip
             return _error(api, 400, "API key not valid. Please pass a valid API key.",
                           details=[reason])  # fmt: skip
+        if api == "bedrock":  # a signature AWS does not know is a 403
+            return _error(api, 403, messages[api], code="UnrecognizedClientException")
         return _error(api, 401, messages[api], code="invalid_api_key")
     if fault is Fault.RATE_LIMITED:
         wait = max(1, math.ceil(retry_after))
@@ -108,6 +127,7 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "google": "You exceeded your current quota, please check your plan and billing "
             "details.",
             "bfl": "You have exceeded the number of active tasks: 24",
+            "bedrock": "Too many requests, please wait before trying again.",
         }
         return _error(
             api,

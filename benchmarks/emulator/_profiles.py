@@ -24,11 +24,13 @@ RESET             the connection is reset (RST) once the request is read
 MALFORMED_JSON    a 2xx whose JSON is cut short; billed
 FAILED            the work fails: Replicate ``failed``, fal ``error`` / 422, OpenAI a
                   500 after the latency, Google a 200 with ``finishReason`` ``NO_IMAGE``,
-                  BFL a task ``Error`` (billed); Unsplash 404 "No photos found"
+                  BFL a task ``Error``, Bedrock ``Inference error`` (Stability) or a 424
+                  (Amazon) (billed); Unsplash 404 "No photos found"
 CONTENT_REJECTED  Replicate ``failed`` with an NSFW message, fal 422
                   ``content_policy_violation``, BFL ``Content Moderated`` (billed); OpenAI 400
                   ``content_policy_violation``, Google a 200 whose ``promptFeedback``
-                  has ``blockReason`` ``PROHIBITED_CONTENT``, Unsplash 410 (not billed)
+                  has ``blockReason`` ``PROHIBITED_CONTENT``, Bedrock ``Filter reason:
+                  prompt`` (Stability) or a 400 (Amazon), Unsplash 410 (not billed)
 NOT_IMAGE         billed; the output URL (or b64 payload) is an HTML page, 200
 OVERSIZED         billed; the output is ``oversize_bytes`` long (PNG magic, then zeros)
 STALL             billed; the create is accepted (its work made) and never answered
@@ -53,8 +55,8 @@ from typing import Any, Literal
 
 import attrs
 
-Api = Literal["replicate", "fal", "openai", "unsplash", "google", "bfl"]
-APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google", "bfl")
+Api = Literal["replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock"]
+APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock")
 
 
 class Fault(enum.Enum):
@@ -182,7 +184,7 @@ class ProviderProfile:
 
     Args:
         api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``,
-            ``google``, ``bfl``.
+            ``google``, ``bfl``, ``bedrock``.
         latency: Time from create to finished work.
         faults: Odds of each fault per create (summing to at most 1).
         poll_faults: Odds of each fault per status poll, result fetch or tracking GET

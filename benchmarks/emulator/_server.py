@@ -3,7 +3,8 @@
 It is a small HTTP/1.1 server of its own (h11 on anyio) so that it owns its sockets:
 it can hang a request or reset a connection, notices a client that gives up, and runs
 on asyncio and trio. Each vendor's routes live in their own module (``_replicate``,
-``_fal``, ``_openai``, ``_unsplash``, ``_google``, ``_bfl``) as a class :class:`Emulator` inherits.
+``_fal``, ``_openai``, ``_unsplash``, ``_google``, ``_bfl``, ``_bedrock``) as a class
+:class:`Emulator` inherits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import anyio.abc
 import h11
 
 from ._base import _check_name
+from ._bedrock import _BedrockRoutes
 from ._bfl import _BflRoutes
 from ._errors import _AUTH, _authorized, _error
 from ._fal import _FalRoutes
@@ -45,7 +47,13 @@ _CUT_PAUSE = 0.02  # seconds between the half-sent answer of CUT_OFF and its res
 
 
 class Emulator(
-    _ReplicateRoutes, _FalRoutes, _OpenAIRoutes, _UnsplashRoutes, _GoogleRoutes, _BflRoutes
+    _ReplicateRoutes,
+    _FalRoutes,
+    _OpenAIRoutes,
+    _UnsplashRoutes,
+    _GoogleRoutes,
+    _BflRoutes,
+    _BedrockRoutes,
 ):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
 

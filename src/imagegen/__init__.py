@@ -56,6 +56,7 @@ from ._sync import SyncGenerator, generate_sync
 from ._telemetry import Telemetry
 from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
 from .providers import (
+    Bedrock,
     BlackForestLabs,
     Fal,
     Google,
@@ -107,6 +108,7 @@ __all__ = [
     "Alerts",
     "AllProvidersFailed",
     "Attempt",
+    "Bedrock",
     "BlackForestLabs",
     "BreakerSnapshot",
     "CircuitBreaker",

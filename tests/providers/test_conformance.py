@@ -1,7 +1,7 @@
 """imagegen.testing.ProviderSuite, run against every built-in provider.
 
 Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers), Google (the
-Gemini API and Vertex AI), Black Forest Labs and Unsplash talk over loopback to the
+Gemini API and Vertex AI), Black Forest Labs, Bedrock and Unsplash talk over loopback to the
 provider emulator (benchmarks.emulator), which fails or hangs their next request on
 demand; Placeholder has no remote side, so the two checks that need one are skipped for
 it. A deliberately broken provider shows that the suite fails where it should.
@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 import pytest
 from benchmarks.emulator import Emulator, Fault
+from benchmarks.emulator._base import bedrock_session
 
 from imagegen import (
+    Bedrock,
     BlackForestLabs,
     Fal,
     Google,
@@ -66,6 +68,9 @@ class EmulatedSuite(ProviderSuite):
                 return Google(api_key="AIza-emulator", **kwargs)
             if self.api == "bfl":
                 return BlackForestLabs(api_key="bfl-emulator", **kwargs)
+            if self.api == "bedrock":
+                kwargs["endpoint_url"] = kwargs.pop("base_url")
+                return Bedrock(session=bedrock_session(), **kwargs)
             return Unsplash(access_key="emulator-access-key", **kwargs)
 
         return make
@@ -85,7 +90,7 @@ class EmulatedSuite(ProviderSuite):
         """Every dummy key the emulator's providers carry (and fal's secret half)."""
         return ["r8_emulator", "emulator:secret-key", "secret-key", "sk-emulator",
                 "emulator-access-key", "AIza-emulator", "ya29.emulator-token",
-                "bfl-emulator"]  # fmt: skip
+                "bfl-emulator", "emulator-aws-secret"]  # fmt: skip
 
 
 class TestReplicate(EmulatedSuite):
@@ -148,6 +153,13 @@ class TestBlackForestLabs(EmulatedSuite):
     api = "bfl"
     options: ClassVar[dict[str, Any]] = {"poll_interval": 0.01}
     reports_remote_work = True
+
+
+class TestBedrock(EmulatedSuite):
+    """Bedrock: one InvokeModel through boto3, in a worker thread."""
+
+    api = "bedrock"
+    reports_remote_work = False
 
 
 class TestUnsplash(EmulatedSuite):

@@ -6,6 +6,7 @@ import pytest
 
 from imagegen.providers import (
     BUILT_IN,
+    Bedrock,
     BlackForestLabs,
     Fal,
     Google,
@@ -21,6 +22,7 @@ KEYS = {
     OpenAIImages: {"OPENAI_API_KEY": "sk-secret-value-123"},
     Google: {"GEMINI_API_KEY": "AIza-secret-value-123"},
     BlackForestLabs: {"BFL_API_KEY": "bfl_secret-value-123"},
+    Bedrock: {"AWS_BEARER_TOKEN_BEDROCK": "ABSK-secret-value-123"},
     Unsplash: {"UNSPLASH_ACCESS_KEY": "secret-value-123"},
 }
 
@@ -37,7 +39,7 @@ def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_order_is_ai_first_stock_last() -> None:
     """from_env tries the AI vendors before the stock photos."""
-    assert (Replicate, Fal, OpenAIImages, Google, BlackForestLabs, Unsplash) == BUILT_IN
+    assert (Replicate, Fal, OpenAIImages, Google, BlackForestLabs, Bedrock, Unsplash) == BUILT_IN
 
 
 @pytest.mark.parametrize("vendor", BUILT_IN, ids=lambda v: v.__name__)
@@ -51,7 +53,8 @@ def test_the_key_builds_it(vendor: type[HTTPProvider]) -> None:
     """With its key a vendor is built, holding the key and never showing it."""
     provider = vendor.from_env(KEYS[vendor])
     assert type(provider) is vendor
-    assert provider.has_key
+    # Bedrock's credentials are boto3's to find: only the HTTP vendors hold a key.
+    assert provider.has_key if isinstance(provider, HTTPProvider) else vendor is Bedrock
     assert next(iter(KEYS[vendor].values())) not in repr(provider)
 
 

@@ -8,6 +8,7 @@ from ._base import (
     WebhookInbox,
     WebhookReceiver,
 )
+from ._bedrock import Bedrock
 from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
@@ -24,7 +25,7 @@ from ._polling import (
     submit_work,
     wait_for_work,
 )
-from ._registry import BUILT_IN
+from ._registry import BUILT_IN, Vendor
 from ._replicate import Replicate
 from ._unsplash import Unsplash
 
@@ -32,6 +33,7 @@ __all__ = [
     "BUILT_IN",
     "DONE",
     "RUNNING",
+    "Bedrock",
     "BlackForestLabs",
     "Fal",
     "FormFile",
@@ -47,6 +49,7 @@ __all__ = [
     "RemoteWork",
     "Replicate",
     "Unsplash",
+    "Vendor",
     "WebhookDelivery",
     "WebhookInbox",
     "WebhookReceiver",

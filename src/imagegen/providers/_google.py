@@ -310,17 +310,7 @@ class Google(HTTPProvider):
             ProviderError: Status 404 when the model is unknown.
         """
         path = f"publishers/google/models/{self.model}" if self.vertex else self.model_path()
-        try:
-            await self.request(ctx, "GET", path)
-        except ProviderError as exc:
-            if exc.status == 404:
-                raise ProviderError(
-                    f"model {self.model!r} is unknown at {self.base_url}: {exc}",
-                    provider=self.name,
-                    status=404,
-                    retryable=False,
-                ) from None
-            raise
+        await self.check_model(ctx, path, self.model)
 
     def classify(
         self, response: httpx.Response, body: Any, message: str, retry_after: float | None

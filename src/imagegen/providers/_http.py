@@ -280,6 +280,25 @@ class HTTPProvider(Provider):
             raise self.error_for(response, create=create)
         return response
 
+    async def check_model(self, ctx: ProviderContext, path: str, model: str) -> httpx.Response:
+        """``GET path``, the vendor's free lookup of ``model``, for :meth:`check`.
+
+        Raises:
+            ProviderError: Status 404, saying ``model`` is unknown at ``base_url``; any
+                other failure as mapped for every request.
+        """
+        try:
+            return await self.request(ctx, "GET", path)
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise ProviderError(
+                    f"model {model!r} is unknown at {self.base_url}: {exc}",
+                    provider=self.name,
+                    status=404,
+                    retryable=False,
+                ) from None
+            raise
+
     def _failure(self, method: str, exc: httpx.HTTPError, *, create: bool) -> ProviderError:
         """The error an httpx failure after connecting stands for."""
         name = type(exc).__name__

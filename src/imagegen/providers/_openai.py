@@ -387,17 +387,7 @@ class OpenAIImages(HTTPProvider):
             ProviderError: Status 404 when the endpoint does not know the model; any
                 other failure as mapped for every request.
         """
-        try:
-            await self.request(ctx, "GET", f"models/{quote(self.model, safe='/')}")
-        except ProviderError as exc:
-            if exc.status == 404:
-                raise ProviderError(
-                    f"model {self.model!r} is unknown at {self.base_url}: {exc}",
-                    provider=self.name,
-                    status=404,
-                    retryable=False,
-                ) from None
-            raise
+        await self.check_model(ctx, f"models/{quote(self.model, safe='/')}", self.model)
 
     def classify(
         self, response: httpx.Response, body: Any, message: str, retry_after: float | None
