@@ -7,8 +7,9 @@ The emulator runs in its own process. For each vendor API, one call at a time:
 - raw httpx: the create (Replicate with ``Prefer: wait``, fal's sync endpoint,
   OpenAI's ``images/generations`` answering with a URL, Unsplash's random photo
   plus its download report, Google's ``generateContent``, BFL's task and its polls
-  on imagegen's schedule), its JSON decoded, then the image downloaded (Google's
-  comes inline); for Bedrock, raw boto3 ``invoke_model`` in a worker thread;
+  on imagegen's schedule, Azure's, Together's and xAI's dialects of OpenAI's), its
+  JSON decoded, then the image downloaded (Google's and the dialects' come inline);
+  for Bedrock, raw boto3 ``invoke_model`` in a worker thread;
 - imagegen: ``ImageGenerator.generate()`` with that one provider, the image
   downloaded under a DownloadPolicy and stored in MemoryStorage, its record and
   statistics kept in MemoryState;
@@ -117,6 +118,37 @@ def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
             image = await http.get(task.json()["result"]["sample"])
             return image.raise_for_status().content
 
+    elif api in ("azure", "together", "xai"):
+        # OpenAI's dialects, each answering with the image inline (base64).
+        dialect: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+            "azure": (
+                (
+                    f"{base}/openai/deployments/gpt-image-1/images/generations"
+                    "?api-version=2025-04-01-preview"
+                ),
+                {"api-key": "azure-emulator-key"},
+                {"model": "gpt-image-1", "n": 1, "size": "1024x1024", "output_format": "png"},
+            ),
+            "together": (
+                f"{base}/images/generations",
+                {"Authorization": "Bearer together-emulator"},
+                {"model": "black-forest-labs/FLUX.1-schnell", "n": 1, "width": 1024,
+                 "height": 1024, "response_format": "base64", "output_format": "png"},
+            ),
+            "xai": (
+                f"{base}/images/generations",
+                {"Authorization": "Bearer xai-emulator"},
+                {"model": "grok-imagine-image", "n": 1, "response_format": "b64_json",
+                 "aspect_ratio": "1:1", "resolution": "1k"},
+            ),
+        }  # fmt: skip
+        url, headers, fields = dialect[api]
+
+        async def call(i: int) -> object:
+            answer = await http.post(url, json={**fields, "prompt": f"p {i}"}, headers=headers)
+            answer.raise_for_status()
+            return base64.b64decode(answer.json()["data"][0]["b64_json"])
+
     elif api == "bedrock":
         provider = emu.provider(api)
         assert isinstance(provider, Bedrock)
@@ -166,6 +198,8 @@ def _provider(emu: EmulatorProcess, api: str) -> Provider:
         return provider
     if api == "bfl":
         return emu.provider(api, poll_interval=BFL_POLL)
+    if api != "openai":  # the vendor's default model, as the raw calls name it
+        return emu.provider(api)
     # A gateway model id: no response_format is sent and the emulator answers with a URL,
     # as LiteLLM's call gets, so both download the image.
     return emu.provider(api, model="flux-schnell")

@@ -21,6 +21,10 @@ KEYS = (
     "BFL_API_KEY",
     "IMAGEGEN_BEDROCK_MODEL",
     "AWS_BEARER_TOKEN_BEDROCK",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_AD_TOKEN",
+    "TOGETHER_API_KEY",
+    "XAI_API_KEY",
     "UNSPLASH_ACCESS_KEY",
     "IMAGEGEN_REDIS_URL",
     "IMAGEGEN_R2_BUCKET",
@@ -53,6 +57,7 @@ class TestExamples:
             ("fal_provider.py", "FAL_KEY"),
             ("google_provider.py", "GEMINI_API_KEY is not set"),
             ("bfl_provider.py", "BFL_API_KEY is not set"),
+            ("openai_dialects.py", "TOGETHER_API_KEY or XAI_API_KEY is set"),
             (
                 "bedrock_provider.py",
                 "IMAGEGEN_BEDROCK_MODEL (or AWS_BEARER_TOKEN_BEDROCK) is not set",

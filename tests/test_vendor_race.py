@@ -21,9 +21,15 @@ PAIRS: list[tuple[str, str, dict[str, Any]]] = [
     ("google", "fal", {"queue": True, "poll_interval": 0.01}),
     ("bfl", "openai", {"model": "flux-schnell"}),
     ("bedrock", "google", {}),
+    ("azure", "fal", {"queue": True, "poll_interval": 0.01}),
+    ("together", "openai", {"model": "flux-schnell"}),
+    ("xai", "google", {}),
 ]
 #: Options of the vendors under test.
-OWN: dict[str, dict[str, Any]] = {"google": {}, "bfl": {"poll_interval": 0.01}, "bedrock": {}}
+OWN: dict[str, dict[str, Any]] = {
+    "google": {}, "bfl": {"poll_interval": 0.01}, "bedrock": {}, "azure": {}, "together": {},
+    "xai": {},
+}  # fmt: skip
 
 
 async def settle(check: Any) -> None:
@@ -66,7 +72,7 @@ async def test_the_faster_wins(
         stats = emu.all_stats()
     assert result.provider == winner
     assert result.key is not None
-    assert result.content_type == "image/png"
+    assert result.content_type == ("image/jpeg" if winner == "xai" else "image/png")  # xAI: JPEG
     assert {a.provider for a in result.attempts} == {vendor, rival}
     assert stats[winner].billed == 1
     # A loser still setting up (Bedrock builds its boto3 client first) sends nothing.

@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from imagegen import (
+    XAI,
+    AzureOpenAI,
     Bedrock,
     BlackForestLabs,
     Fal,
@@ -14,6 +16,7 @@ from imagegen import (
     OpenAIImages,
     Provider,
     Replicate,
+    Together,
     Unsplash,
 )
 
@@ -48,7 +51,8 @@ class _EmulatorBase:
         looks for both, given this ``base_url`` alone); Unsplash: ``{origin}/{name}``;
         Google: the Gemini API's ``{origin}/{name}/v1beta`` (Vertex AI's root is
         ``{origin}/{name}/v1``, its token endpoint ``{origin}/{name}/token``); Bedrock:
-        ``{origin}/{name}``, its clients' ``endpoint_url``.
+        ``{origin}/{name}``, its clients' ``endpoint_url``; Azure: ``{origin}/{name}``,
+        the resource's ``endpoint``; Together and xAI: ``{origin}/{name}/v1``.
         """
         api = self._profiles[name].api
         root = f"{self.origin}/{name}"
@@ -58,7 +62,7 @@ class _EmulatorBase:
             return root
         if api == "google":
             return f"{root}/v1beta"
-        if api == "bedrock":
+        if api in ("bedrock", "azure"):
             return root
         return f"{root}/v1"
 
@@ -89,6 +93,14 @@ class _EmulatorBase:
         if api == "bedrock":
             kwargs["endpoint_url"] = kwargs.pop("base_url")
             return Bedrock(session=bedrock_session(), **kwargs)
+        if api == "azure":
+            kwargs["endpoint"] = kwargs.pop("base_url")
+            kwargs.setdefault("deployment", "gpt-image-1")
+            return AzureOpenAI(api_key="azure-emulator-key", **kwargs)
+        if api == "together":
+            return Together(api_key="together-emulator", **kwargs)
+        if api == "xai":
+            return XAI(api_key="xai-emulator", **kwargs)
         return Unsplash(access_key="emulator-access-key", **kwargs)
 
     def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:

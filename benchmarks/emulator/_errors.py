@@ -19,6 +19,9 @@ _AUTH = {
     "google": "Bearer ",
     "bfl": "",
     "bedrock": "AWS4-HMAC-SHA256 ",
+    "azure": "Bearer ",
+    "together": "Bearer ",
+    "xai": "Bearer ",
 }
 #: Bedrock's error names, by HTTP status, when the caller names none.
 _BEDROCK_CODES = {
@@ -47,6 +50,8 @@ def _authorized(api: str, headers: dict[str, str]) -> bool:
         return True
     if api == "bfl":
         return bool(headers.get("x-key"))
+    if api == "azure" and headers.get("api-key"):
+        return True
     return headers.get("authorization", "").startswith(_AUTH[api])
 
 
@@ -84,7 +89,7 @@ def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
         status_name = _GOOGLE_STATUS.get(status, "UNKNOWN")
         error = {"code": status, "message": message, "status": status_name}
         return _json(status, {"error": {**error, "details": details}}, tuple(headers))
-    if api == "openai":
+    if api in ("openai", "azure", "together", "xai"):
         error = {
             "message": message,
             "type": extra.get("type", "invalid_request_error"),
@@ -108,6 +113,9 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "unsplash": "OAuth error: The access token is invalid",
             "bfl": "Not authenticated",
             "bedrock": "The security token included in the request is invalid.",
+            "azure": "Access denied due to invalid subscription key or wrong API endpoint.",
+            "together": "Invalid API key provided.",
+            "xai": "Incorrect API key provided.",
         }
         if api == "google":  # an invalid key is a 400, told apart by its reason
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -128,6 +136,9 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "details.",
             "bfl": "You have exceeded the number of active tasks: 24",
             "bedrock": "Too many requests, please wait before trying again.",
+            "azure": "Requests have exceeded the call rate limit of your current tier.",
+            "together": "Rate limit exceeded",
+            "xai": "Rate limit exceeded",
         }
         return _error(
             api,

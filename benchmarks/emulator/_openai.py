@@ -38,26 +38,47 @@ class _OpenAIRoutes(_Routes):
             return (lambda: _done(_json(200, model))), False
         return None
 
-    async def _openai_edit(self, inst: _Instance, request: _Request) -> _Outcome:
+    def _route_azure(
+        self, inst: _Instance, request: _Request, rest: list[str]
+    ) -> tuple[_Handler, bool] | None:
+        """Azure OpenAI: the deployment routes (``?api-version=`` required) and v1."""
+        deployment = rest[:2] == ["openai", "deployments"] and len(rest) == 5
+        v1 = rest[:2] == ["openai", "v1"]
+        action = rest[3:] if deployment else rest[2:] if v1 else []
+        if deployment and "api-version" not in request.query:
+            missing = _error("azure", 404, "Resource not found")
+            return (lambda: _done(missing)), False
+        if request.method == "POST" and action == ["images", "generations"]:
+            return (lambda: self._openai_generate(inst, request.json(), api="azure")), True
+        if request.method == "POST" and action == ["images", "edits"]:
+            return (lambda: self._openai_edit(inst, request, api="azure")), True
+        if request.method == "GET" and rest in (["openai", "models"], ["openai", "v1", "models"]):
+            models = {"object": "list", "data": [{"id": "gpt-image-1", "object": "model"}]}
+            return (lambda: _done(_json(200, models))), False
+        return None
+
+    async def _openai_edit(
+        self, inst: _Instance, request: _Request, api: str = "openai"
+    ) -> _Outcome:
         """``POST /images/edits``: multipart, the fields of a generation plus ``image``
         (``image[]`` for several) files and an optional ``mask``; each must be an image."""
         form = request.form()
         if form is None:
-            return _error("openai", 400, "Invalid Content-Type header: expected multipart.")
+            return _error(api, 400, "Invalid Content-Type header: expected multipart.")
         images = [v for k, v in form if k in ("image", "image[]") and isinstance(v, bytes)]
         masks = [v for k, v in form if k == "mask" and isinstance(v, bytes)]
         if not images or not all(map(_is_image, [*images, *masks])):
-            return _error("openai", 400, "Invalid image file or mode for image.", code=None)
+            return _error(api, 400, "Invalid image file or mode for image.", code=None)
         inst.counts["edits"] += 1
         inst.edits.append({"images": len(images), "mask": bool(masks), "fields": form})
         fields = {k: v for k, v in form if isinstance(v, str)}
-        return await self._openai_generate(inst, fields, kind="image_edit")
+        return await self._openai_generate(inst, fields, kind="image_edit", api=api)
 
     async def _openai_generate(
-        self, inst: _Instance, body: Any, kind: str = "image_generation"
+        self, inst: _Instance, body: Any, kind: str = "image_generation", api: str = "openai"
     ) -> _Outcome:
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
-            return _error("openai", 400, "'prompt' is a required property", code=None)
+            return _error(api, 400, "'prompt' is a required property", code=None)
         prompt = body["prompt"]
         model = str(body.get("model") or "dall-e-2")
         inst.counts["creates"] += 1
@@ -67,8 +88,11 @@ class _OpenAIRoutes(_Routes):
             return await self._refuse(inst, draw.fault)
         if draw.fault is Fault.CONTENT_REJECTED:
             await anyio.sleep(inst.profile.error_latency.sample(inst.rng("error")))
+            if api == "azure":  # Azure's own content filter answers first
+                said = "Your task failed as a result of our safety system."
+                return _error(api, 400, said, code="contentFilter")
             return _error(
-                "openai",
+                api,
                 400,
                 "Your request was rejected as a result of our safety system.",
                 code="content_policy_violation",
@@ -84,7 +108,7 @@ class _OpenAIRoutes(_Routes):
         await anyio.sleep(job.latency)
         if job.fault is Fault.FAILED:
             return _error(
-                "openai",
+                api,
                 500,
                 "The server had an error while processing your request. Sorry about that!",
                 type="server_error",

@@ -55,8 +55,12 @@ from typing import Any, Literal
 
 import attrs
 
-Api = Literal["replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock"]
-APIS: tuple[Api, ...] = ("replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock")
+Api = Literal[
+    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together", "xai"
+]
+APIS: tuple[Api, ...] = (
+    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together", "xai"
+)  # fmt: skip
 
 
 class Fault(enum.Enum):
@@ -184,7 +188,7 @@ class ProviderProfile:
 
     Args:
         api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``,
-            ``google``, ``bfl``, ``bedrock``.
+            ``google``, ``bfl``, ``bedrock``, ``azure``, ``together``, ``xai``.
         latency: Time from create to finished work.
         faults: Odds of each fault per create (summing to at most 1).
         poll_faults: Odds of each fault per status poll, result fetch or tracking GET

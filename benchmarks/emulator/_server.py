@@ -3,7 +3,8 @@
 It is a small HTTP/1.1 server of its own (h11 on anyio) so that it owns its sockets:
 it can hang a request or reset a connection, notices a client that gives up, and runs
 on asyncio and trio. Each vendor's routes live in their own module (``_replicate``,
-``_fal``, ``_openai``, ``_unsplash``, ``_google``, ``_bfl``, ``_bedrock``) as a class
+``_fal``, ``_openai`` (with Azure), ``_openai_like`` (Together, xAI), ``_unsplash``,
+``_google``, ``_bfl``, ``_bedrock``) as a class
 :class:`Emulator` inherits.
 """
 
@@ -38,6 +39,7 @@ from ._http import (
 )
 from ._instance import _Instance
 from ._openai import _OpenAIRoutes
+from ._openai_like import _OpenAILikeRoutes
 from ._profiles import Fault, ProviderProfile
 from ._replicate import _ReplicateRoutes
 from ._stats import ProviderStats
@@ -54,6 +56,7 @@ class Emulator(
     _GoogleRoutes,
     _BflRoutes,
     _BedrockRoutes,
+    _OpenAILikeRoutes,
 ):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
 

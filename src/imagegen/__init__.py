@@ -56,6 +56,8 @@ from ._sync import SyncGenerator, generate_sync
 from ._telemetry import Telemetry
 from ._webhooks import sign_standard_webhook, verify_fal_webhook, verify_standard_webhook
 from .providers import (
+    XAI,
+    AzureOpenAI,
     Bedrock,
     BlackForestLabs,
     Fal,
@@ -67,6 +69,7 @@ from .providers import (
     ProviderContext,
     ProviderImage,
     Replicate,
+    Together,
     Unsplash,
     WebhookReceiver,
 )
@@ -101,6 +104,7 @@ from .strategies import (
 
 __all__ = [
     "DEFAULT",
+    "XAI",
     "Alert",
     "AlertKind",
     "AlertSink",
@@ -108,6 +112,7 @@ __all__ = [
     "Alerts",
     "AllProvidersFailed",
     "Attempt",
+    "AzureOpenAI",
     "Bedrock",
     "BlackForestLabs",
     "BreakerSnapshot",
@@ -179,6 +184,7 @@ __all__ = [
     "SystemClock",
     "Telemetry",
     "Tier",
+    "Together",
     "UnknownJob",
     "UnknownProvider",
     "Unsplash",

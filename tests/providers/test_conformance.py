@@ -1,7 +1,8 @@
 """imagegen.testing.ProviderSuite, run against every built-in provider.
 
 Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers), Google (the
-Gemini API and Vertex AI), Black Forest Labs, Bedrock and Unsplash talk over loopback to the
+Gemini API and Vertex AI), Black Forest Labs, Bedrock, Azure OpenAI, Together, xAI and
+Unsplash talk over loopback to the
 provider emulator (benchmarks.emulator), which fails or hangs their next request on
 demand; Placeholder has no remote side, so the two checks that need one are skipped for
 it. A deliberately broken provider shows that the suite fails where it should.
@@ -18,6 +19,8 @@ from benchmarks.emulator import Emulator, Fault
 from benchmarks.emulator._base import bedrock_session
 
 from imagegen import (
+    XAI,
+    AzureOpenAI,
     Bedrock,
     BlackForestLabs,
     Fal,
@@ -26,6 +29,7 @@ from imagegen import (
     Placeholder,
     Provider,
     Replicate,
+    Together,
     Unsplash,
 )
 from imagegen.testing import ProviderSuite
@@ -71,6 +75,13 @@ class EmulatedSuite(ProviderSuite):
             if self.api == "bedrock":
                 kwargs["endpoint_url"] = kwargs.pop("base_url")
                 return Bedrock(session=bedrock_session(), **kwargs)
+            if self.api == "azure":
+                kwargs["endpoint"] = kwargs.pop("base_url")
+                return AzureOpenAI(api_key="azure-emulator-key", deployment="img", **kwargs)
+            if self.api == "together":
+                return Together(api_key="together-emulator", **kwargs)
+            if self.api == "xai":
+                return XAI(api_key="xai-emulator", **kwargs)
             return Unsplash(access_key="emulator-access-key", **kwargs)
 
         return make
@@ -90,7 +101,8 @@ class EmulatedSuite(ProviderSuite):
         """Every dummy key the emulator's providers carry (and fal's secret half)."""
         return ["r8_emulator", "emulator:secret-key", "secret-key", "sk-emulator",
                 "emulator-access-key", "AIza-emulator", "ya29.emulator-token",
-                "bfl-emulator", "emulator-aws-secret"]  # fmt: skip
+                "bfl-emulator", "emulator-aws-secret", "azure-emulator-key",
+                "together-emulator", "xai-emulator"]  # fmt: skip
 
 
 class TestReplicate(EmulatedSuite):
@@ -159,6 +171,27 @@ class TestBedrock(EmulatedSuite):
     """Bedrock: one InvokeModel through boto3, in a worker thread."""
 
     api = "bedrock"
+    reports_remote_work = False
+
+
+class TestAzureOpenAI(EmulatedSuite):
+    """Azure OpenAI: OpenAI's create on a deployment's URL, with its api-key."""
+
+    api = "azure"
+    reports_remote_work = False
+
+
+class TestTogether(EmulatedSuite):
+    """Together: OpenAI's create in Together's dialect."""
+
+    api = "together"
+    reports_remote_work = False
+
+
+class TestXAI(EmulatedSuite):
+    """xAI: OpenAI's create in xAI's dialect."""
+
+    api = "xai"
     reports_remote_work = False
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from imagegen.providers import (
     BUILT_IN,
+    XAI,
+    AzureOpenAI,
     Bedrock,
     BlackForestLabs,
     Fal,
@@ -13,6 +15,7 @@ from imagegen.providers import (
     HTTPProvider,
     OpenAIImages,
     Replicate,
+    Together,
     Unsplash,
 )
 
@@ -23,6 +26,13 @@ KEYS = {
     Google: {"GEMINI_API_KEY": "AIza-secret-value-123"},
     BlackForestLabs: {"BFL_API_KEY": "bfl_secret-value-123"},
     Bedrock: {"AWS_BEARER_TOKEN_BEDROCK": "ABSK-secret-value-123"},
+    AzureOpenAI: {
+        "AZURE_OPENAI_API_KEY": "azure-secret-value-123",
+        "AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com",
+        "AZURE_OPENAI_DEPLOYMENT": "images",
+    },
+    Together: {"TOGETHER_API_KEY": "together-secret-value-123"},
+    XAI: {"XAI_API_KEY": "xai-secret-value-123"},
     Unsplash: {"UNSPLASH_ACCESS_KEY": "secret-value-123"},
 }
 
@@ -30,7 +40,12 @@ KEYS = {
 @pytest.fixture(autouse=True)
 def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """The process environment holds no vendor key, so only the mapping can supply one."""
-    others = {"FAL_KEY_ID": "", "FAL_KEY_SECRET": "", "GOOGLE_API_KEY": ""}
+    others = {
+        "FAL_KEY_ID": "",
+        "FAL_KEY_SECRET": "",
+        "GOOGLE_API_KEY": "",
+        "AZURE_OPENAI_AD_TOKEN": "",
+    }
     for variables in (*KEYS.values(), others):
         for name in variables:
             monkeypatch.delenv(name, raising=False)
@@ -39,7 +54,10 @@ def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_order_is_ai_first_stock_last() -> None:
     """from_env tries the AI vendors before the stock photos."""
-    assert (Replicate, Fal, OpenAIImages, Google, BlackForestLabs, Bedrock, Unsplash) == BUILT_IN
+    assert (
+        Replicate, Fal, OpenAIImages, AzureOpenAI, Google, BlackForestLabs, Bedrock, Together,
+        XAI, Unsplash,
+    ) == BUILT_IN  # fmt: skip
 
 
 @pytest.mark.parametrize("vendor", BUILT_IN, ids=lambda v: v.__name__)

@@ -1,5 +1,6 @@
 """Providers: the contract, the HTTP base and its submit/poll helpers, the built-in vendors."""
 
+from ._azure import AzureOpenAI
 from ._base import (
     Provider,
     ProviderContext,
@@ -14,6 +15,7 @@ from ._fal import Fal
 from ._google import Google
 from ._http import FormFile, HTTPProvider
 from ._openai import OpenAIImages
+from ._openai_like import XAI, Together
 from ._placeholder import Placeholder
 from ._polling import (
     DONE,
@@ -33,6 +35,8 @@ __all__ = [
     "BUILT_IN",
     "DONE",
     "RUNNING",
+    "XAI",
+    "AzureOpenAI",
     "Bedrock",
     "BlackForestLabs",
     "Fal",
@@ -48,6 +52,7 @@ __all__ = [
     "ProviderImage",
     "RemoteWork",
     "Replicate",
+    "Together",
     "Unsplash",
     "Vendor",
     "WebhookDelivery",

@@ -140,8 +140,9 @@ class Provider(abc.ABC):
     bills_only_outputs: ClassVar[bool] = False
     #: Request fields this provider cannot honour, and what it does instead, e.g.
     #: ``{"seed": "OpenAI Images takes no seed"}``: a request that sets one of them
-    #: (not None) gets that warning in ``ImageResult.warnings``.
-    unsupported: ClassVar[Mapping[str, str]] = {}
+    #: (not None) gets that warning in ``ImageResult.warnings``. Set it on a subclass,
+    #: or on an instance when it depends on the model.
+    unsupported: Mapping[str, str] = {}
     #: How many input images a call takes (``ImageRequest.images``); 0: none. A
     #: vendor whose models differ sets it per instance.
     input_images: int = 0

@@ -89,7 +89,7 @@ class BlackForestLabs(HTTPProvider):
     }
     # No cancel: a task that exists runs to its end, and is billed.
     bills_unanswered: ClassVar[bool] = True
-    unsupported: ClassVar[Mapping[str, str]] = FLUX_UNSUPPORTED
+    unsupported: Mapping[str, str] = FLUX_UNSUPPORTED
 
     def __init__(
         self,

@@ -160,7 +160,7 @@ class Fal(HTTPProvider):
         "platform_url": "IMAGEGEN_FAL_PLATFORM_URL",
     }
     bills_only_outputs: ClassVar[bool] = True  # "you pay only for successful outputs"
-    unsupported: ClassVar[Mapping[str, str]] = FLUX_UNSUPPORTED
+    unsupported: Mapping[str, str] = FLUX_UNSUPPORTED
     #: The Platform API root with fal's own ``base_url`` (a subclass may move it).
     platform_url: str = PLATFORM_URL
 

@@ -20,7 +20,7 @@ from .._errors import (
 )
 from .._models import ImageRequest
 from ._base import ProviderContext, ProviderImage
-from ._google_auth import AccessTokens, TokenSource
+from ._google_auth import GoogleADC
 from ._google_wire import (
     DEFAULT_MODEL,
     body_for,
@@ -34,6 +34,7 @@ from ._google_wire import (
 from ._http import HTTPProvider
 from ._payloads import decode_base64
 from ._prices import gemini_answer_cost, gemini_price
+from ._tokens import AccessTokens, TokenSource
 
 __all__ = ["Google"]
 
@@ -125,7 +126,7 @@ class Google(HTTPProvider):
     }
     # A request sent is an image made and billed, whatever becomes of the answer.
     bills_unanswered: ClassVar[bool] = True
-    unsupported: ClassVar[Mapping[str, str]] = {
+    unsupported: Mapping[str, str] = {
         "negative_prompt": "Gemini image models take no negative prompt",
     }
 
@@ -162,7 +163,15 @@ class Google(HTTPProvider):
         self.input_images = self.rules.input_images
         self.project = None if project is None else _check_segment(project, "project", self.name)
         self.location = location
-        self.tokens = AccessTokens(access_token, self.name) if vertex else None
+        self.tokens = (
+            AccessTokens(
+                access_token,
+                self.name,
+                default=GoogleADC(self.name) if access_token is None else None,
+            )
+            if vertex
+            else None
+        )
 
     @classmethod
     def key_from_env(cls, environ: Mapping[str, str]) -> str | None:
@@ -200,36 +209,10 @@ class Google(HTTPProvider):
         """Whether calls go to Vertex AI (a ``project`` was given)."""
         return self.tokens is not None
 
-    @property
-    def has_key(self) -> bool:
-        """A Gemini API key, or (on Vertex AI) a source of access tokens."""
-        return self.vertex or super().has_key
-
-    def require_key(self) -> None:
-        """On Vertex AI the token source stands in for the key."""
-        if not self.vertex:
-            super().require_key()
-
     def auth_headers(self) -> dict[str, str]:
-        """``x-goog-api-key`` on the Gemini API (Vertex AI's bearer token is added per
-        request, once fetched)."""
+        """``x-goog-api-key`` on the Gemini API (on Vertex AI, ``tokens`` give a bearer
+        token per request instead)."""
         return {"x-goog-api-key": self._key} if self._key is not None else {}
-
-    def redact(self, text: str) -> str:
-        """The key masked, and the last access token too."""
-        token = self.tokens.current if self.tokens is not None else None
-        return super().redact(text.replace(token, "***") if token else text)
-
-    async def request_auth(self) -> dict[str, str]:
-        """Vertex AI's bearer token, fetched (or refreshed) first; the API key otherwise."""
-        if self.tokens is None:
-            return self.auth_headers()
-        return {"Authorization": f"Bearer {await self.tokens.get()}"}
-
-    def log_secrets(self) -> tuple[str, ...]:
-        """The key, or the last access token, and what ``base_url`` carries."""
-        token = self.tokens.current if self.tokens is not None else None
-        return (*super().log_secrets(), *((token,) if token else ()))
 
     def model_path(self, method: str = "") -> str:
         """The model's path below ``base_url``, with ``:method`` when given."""

@@ -1,97 +1,59 @@
-"""Where Vertex AI calls get their OAuth access token.
+"""Google's Application Default Credentials: Vertex AI's default source of tokens.
 
-Three sources: a token string (``gcloud auth print-access-token``; it lasts an hour),
-a callable that returns one (sync or async, called before every request: cache in it),
-or Application Default Credentials through the ``google-auth`` package (the
-``imagegen-failover[google]`` extra): a service account's key file named by
-``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``, or the
-metadata server on Google Cloud. ADC tokens are refreshed in a worker thread before
-they expire, one refresh at a time, over httpx (no second HTTP stack).
+Through the ``google-auth`` package (the ``imagegen-failover[google]`` extra): a
+service account's key file named by ``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth
+application-default login``, or the metadata server on Google Cloud. Tokens are
+refreshed in a worker thread before they expire, one refresh at a time, over httpx (no
+second HTTP stack). A token string or callable needs none of this (``_tokens``).
 """
 
 from __future__ import annotations
 
-import inspect
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
 import httpx
 
+from .._distribution import install_hint
 from .._errors import InvalidConfig, ProviderAuthError, ProviderUnavailable
 
 if TYPE_CHECKING:
     import google.auth.credentials
 
-__all__ = ["AccessTokens", "TokenSource"]
+__all__ = ["GoogleADC"]
 
-#: A token, or what makes one when called.
-TokenSource = str | Callable[[], str | Awaitable[str]]
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _TOKEN_TIMEOUT = 30.0
 
 
-class AccessTokens:
-    """The bearer token of each Vertex AI request, from one of the three sources.
+class GoogleADC:
+    """Google's Application Default Credentials as a blocking token source.
 
     Args:
-        source: A token, a callable returning one, or None for ADC.
         provider: The provider's name, for errors.
 
     Raises:
-        InvalidConfig: ``source`` is None and ``google-auth`` is not installed, or it
-            is neither a non-empty string nor a callable.
+        InvalidConfig: ``google-auth`` is not installed.
     """
 
-    def __init__(self, source: TokenSource | None, provider: str) -> None:
-        self.provider = provider
-        if source is None:
-            try:
-                import google.auth  # noqa: F401, PLC0415 - only Vertex's ADC mode needs it
-            except ImportError:
-                raise InvalidConfig(
-                    f"{provider}: Vertex AI needs access_token= or Application Default "
-                    "Credentials, which need google-auth: "
-                    "pip install 'imagegen-failover[google]'",
-                    field="access_token",
-                ) from None
-        elif not callable(source) and not (isinstance(source, str) and source.strip()):
+    def __init__(self, provider: str) -> None:
+        try:
+            import google.auth  # noqa: F401, PLC0415 - only Vertex's ADC mode needs it
+        except ImportError:
             raise InvalidConfig(
-                f"{provider}: access_token must be a non-empty string or a callable",
+                f"{provider}: Vertex AI needs access_token= or Application Default "
+                f"Credentials, which need google-auth: {install_hint('google')}",
                 field="access_token",
-            )
-        self._source = source
+            ) from None
+        self.provider = provider
         self._credentials: google.auth.credentials.Credentials | None = None
         self._lock = threading.Lock()
-        self.current: str | None = source.strip() if isinstance(source, str) else None
 
-    @property
-    def kind(self) -> str:
-        """``token``, ``callable`` or ``adc``: for repr and doctor."""
-        if isinstance(self._source, str):
-            return "token"
-        return "callable" if self._source is not None else "adc"
-
-    async def get(self) -> str:
-        """A token valid now.
-
-        Raises:
-            ProviderAuthError: The source gave no token, or ADC could not find or
-                refresh credentials.
-            ProviderUnavailable: The token endpoint could not be reached (retryable).
-        """
-        if isinstance(self._source, str):
-            return self._source.strip()
-        if self._source is not None:
-            value = self._source()
-            token = await value if inspect.isawaitable(value) else value
-        else:
-            token = await anyio.to_thread.run_sync(self._adc_token, abandon_on_cancel=True)
-        if not isinstance(token, str) or not token.strip():
-            raise ProviderAuthError("the access token source gave no token", provider=self.provider)
-        self.current = token.strip()
-        return self.current
+    def __call__(self) -> str:
+        """ADC's token, refreshed first when it is missing or about to expire (called
+        in a worker thread: google-auth reads files and makes blocking requests)."""
+        return self._adc_token()
 
     def _adc_token(self) -> str:
         """ADC's token, refreshed first when it is missing or about to expire (in a

@@ -37,6 +37,7 @@ from .._webhooks import hidden_in_logs, url_secrets
 from ._base import Provider, ProviderContext
 from ._http_io import CreateSending, Form, FormFile, body_arguments, read_answer
 from ._payloads import SAFETY_WORDS, checked_url, error_message, first_mentioned, json_or_none
+from ._tokens import AccessTokens
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -88,6 +89,9 @@ class HTTPProvider(Provider):
     #: The most bytes one answer may hold; a longer one is refused before any parsing
     #: (a non-retryable ProviderUnavailable). Set it on a subclass or an instance.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: Where a vendor authenticated by bearer tokens (Vertex AI, Azure's Entra ID)
+    #: gets one before each request, instead of a key; None: the key.
+    tokens: AccessTokens | None = None
 
     def __init__(
         self,
@@ -143,12 +147,13 @@ class HTTPProvider(Provider):
 
     @property
     def has_key(self) -> bool:
-        """Whether a key was given or found in the environment."""
-        return self._key is not None
+        """Whether a key was given or found in the environment (or a token source)."""
+        return self._key is not None or self.tokens is not None
 
     def require_key(self) -> None:
-        """Raise ProviderAuthError, saying how to give one, when there is no key."""
-        if self._key is None:
+        """Raise ProviderAuthError, saying how to give one, when there is no key (nor
+        a token source)."""
+        if self._key is None and self.tokens is None:
             where = self.env_hint or self.env_var
             hint = f" or set {where}" if where else ""
             raise ProviderAuthError(
@@ -162,13 +167,19 @@ class HTTPProvider(Provider):
         return {"Authorization": f"{self.auth_scheme} {self._key}"}
 
     async def request_auth(self) -> dict[str, str]:
-        """The auth headers of the next request: :meth:`auth_headers` here. A vendor
-        whose token is fetched or refreshed first (Vertex AI's) overrides this, and
-        :meth:`log_secrets` and :meth:`redact` to hide that token too."""
+        """The auth headers of the next request: ``Authorization: Bearer`` with a token
+        from :attr:`tokens` (fetched or refreshed first) when it is set, else
+        :meth:`auth_headers`."""
+        if self.tokens is not None:
+            return {"Authorization": f"Bearer {await self.tokens.get()}"}
         return self.auth_headers()
 
     def redact(self, text: str) -> str:
-        """``text`` with the key (and its secret half, for ``id:secret`` keys) masked."""
+        """``text`` with the key (and its secret half, for ``id:secret`` keys) and the
+        last bearer token masked."""
+        token = self.tokens.current if self.tokens is not None else None
+        if token:
+            text = text.replace(token, "***")
         if self._key:
             text = text.replace(self._key, "***")
             _, _, secret = self._key.partition(":")
@@ -185,9 +196,11 @@ class HTTPProvider(Provider):
     def log_secrets(self) -> tuple[str, ...]:
         """What :meth:`request` masks in httpx's log: the key, its secret half, and the
         credentials ``base_url`` may carry (a password, query values)."""
+        token = self.tokens.current if self.tokens is not None else None
+        tokens = (token,) if token else ()
         if self._key is None:
-            return url_secrets(self.base_url)
-        return (self._key, self._key.partition(":")[2], *url_secrets(self.base_url))
+            return (*tokens, *url_secrets(self.base_url))
+        return (self._key, self._key.partition(":")[2], *tokens, *url_secrets(self.base_url))
 
     async def request(
         self,

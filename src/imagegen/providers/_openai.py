@@ -162,7 +162,10 @@ class OpenAIImages(HTTPProvider):
     request_id_header: ClassVar[str | None] = "x-request-id"
     # A request sent is a generation made and billed, whatever becomes of the answer.
     bills_unanswered: ClassVar[bool] = True
-    unsupported: ClassVar[Mapping[str, str]] = {
+    #: Whether input images go to ``/images/edits`` as multipart (OpenAI's way); a
+    #: gateway that takes them in a generation's JSON body (Together) says False.
+    edits_endpoint: ClassVar[bool] = True
+    unsupported: Mapping[str, str] = {
         "seed": "OpenAI Images takes no seed",
         "negative_prompt": "OpenAI Images takes no negative prompt",
     }
@@ -214,6 +217,22 @@ class OpenAIImages(HTTPProvider):
         quality = request.options_for(self.name).get("quality", self.quality)
         width, height = nearest_size(self.model, request.width, request.height)
         return openai_price(self.model, quality, f"{width}x{height}")
+
+    def json_path(self, request: ImageRequest) -> str:
+        """Where a JSON create goes: ``images/generations``. A gateway that takes edits
+        as JSON at another path (xAI's ``images/edits``) overrides this."""
+        return "images/generations"
+
+    def answer_cost(self, answer: Mapping[str, Any]) -> float | None:
+        """What an answer cost: OpenAI's usage or quality and size (see ``_prices``). A
+        gateway that reports its own cost overrides this."""
+        return openai_answer_cost(self.model, answer)
+
+    def refusal(self, answer: Mapping[str, Any]) -> str | None:
+        """Why a successful answer holds no image because the vendor refused the
+        content (its reason), or None. OpenAI refuses with a 400, so None here; a
+        gateway that refuses in a 200 (xAI) overrides this."""
+        return None
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <key>``, plus the organization and project headers."""
@@ -281,7 +300,7 @@ class OpenAIImages(HTTPProvider):
         stream = ImageStream(ctx) if ctx.previews and self.family == "gpt-image" else None
         streaming = {"stream": True, "partial_images": ctx.previews} if stream else {}
         on_chunk = stream.feed if stream is not None else None
-        if request.images:
+        if request.images and self.edits_endpoint:
             form = self.edit_form(request) + [(k, json.dumps(v)) for k, v in streaming.items()]
             response = await self.request(
                 ctx, "POST", "images/edits", form=form, create=True, on_chunk=on_chunk
@@ -290,7 +309,7 @@ class OpenAIImages(HTTPProvider):
             response = await self.request(
                 ctx,
                 "POST",
-                "images/generations",
+                self.json_path(request),
                 json={**body, **streaming},
                 create=True,
                 on_chunk=on_chunk,
@@ -302,6 +321,14 @@ class OpenAIImages(HTTPProvider):
             assert stream is not None  # noqa: S101 - only a stream can bring no answer
             raise self._stream_error(stream.error, response.status_code, request_id)
         ctx.logger.debug("%s: image made, request id %s", self.name, request_id)
+        refused = self.refusal(answer)
+        if refused is not None:
+            raise ContentRejected(
+                f"{self.name} refused the image ({refused}){_for(request_id)}",
+                provider=self.name,
+                status=response.status_code,
+                reason=refused,
+            )
         item = _first_item(answer)
         if item is None:
             raise ProviderUnavailable(
@@ -319,7 +346,7 @@ class OpenAIImages(HTTPProvider):
             raw["revised_prompt"] = item["revised_prompt"]
         width, height = size if size is not None else (None, None)
         # What this answer cost, from its usage (or the quality and size it names).
-        cost = None if self.price_per_image is not None else openai_answer_cost(self.model, answer)
+        cost = None if self.price_per_image is not None else self.answer_cost(answer)
         said: tuple[RequestWarning, ...] = ()  # a safety level DALL·E has no control for
         if request.safety is not None and self.family != "gpt-image":
             said = (RequestWarning("safety", f"{self.model} has no safety setting"),)

@@ -18,7 +18,6 @@ import colorsys
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
-from typing import ClassVar
 
 from .._image import encode_png
 from .._models import ImageRequest, RequestWarning
@@ -125,7 +124,7 @@ class Placeholder(Provider):
 
     name = "placeholder"
     paid = False
-    unsupported: ClassVar[Mapping[str, str]] = {"negative_prompt": f"{_WHO} ignores it"}
+    unsupported: Mapping[str, str] = {"negative_prompt": f"{_WHO} ignores it"}
 
     @staticmethod
     def render(

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from ._azure import AzureOpenAI
 from ._base import Provider
 from ._bedrock import Bedrock
 from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
 from ._openai import OpenAIImages
+from ._openai_like import XAI, Together
 from ._replicate import Replicate
 from ._unsplash import Unsplash
 
@@ -35,8 +37,11 @@ BUILT_IN: tuple[Vendor, ...] = (
     Replicate,
     Fal,
     OpenAIImages,
+    AzureOpenAI,
     Google,
     BlackForestLabs,
     Bedrock,
+    Together,
+    XAI,
     Unsplash,
 )

@@ -155,7 +155,7 @@ class Replicate(HTTPProvider):
     }
     # Official models are priced per output: a prediction without one costs nothing.
     bills_only_outputs: ClassVar[bool] = True
-    unsupported: ClassVar[Mapping[str, str]] = FLUX_UNSUPPORTED
+    unsupported: Mapping[str, str] = FLUX_UNSUPPORTED
 
     def __init__(
         self,

@@ -202,7 +202,7 @@ class Unsplash(HTTPProvider):
     key_argument: ClassVar[str] = "access_key"
     auth_scheme: ClassVar[str] = "Client-ID"
     env_settings: ClassVar[Mapping[str, str]] = {"base_url": "IMAGEGEN_UNSPLASH_BASE_URL"}
-    unsupported: ClassVar[Mapping[str, str]] = {
+    unsupported: Mapping[str, str] = {
         "seed": "a stock photo search takes no seed",
         "negative_prompt": "a stock photo search takes no negative prompt",
     }
