@@ -149,6 +149,29 @@ def raw_calls(emu: EmulatorProcess, api: str, http: httpx.AsyncClient) -> Call:
             answer.raise_for_status()
             return base64.b64decode(answer.json()["data"][0]["b64_json"])
 
+    elif api == "stability":
+        auth = {"Authorization": "Bearer sk-stability-emulator", "Accept": "image/*"}
+
+        async def call(i: int) -> object:
+            form = {"prompt": f"p {i}", "aspect_ratio": "1:1", "output_format": "png"}
+            # httpx sends multipart only with a file: an empty part the API ignores.
+            answer = await http.post(
+                f"{base}/v2beta/stable-image/generate/core", files={"none": (None, "")},
+                data=form, headers=auth,
+            )  # fmt: skip
+            return answer.raise_for_status().content
+
+    elif api == "huggingface":  # routed to together, as the emulator's Hub says
+        auth = {"Authorization": "Bearer hf_emulator"}
+
+        async def call(i: int) -> object:
+            body = {"prompt": f"p {i}", "model": "black-forest-labs/FLUX.1-schnell", "n": 1,
+                    "width": 1024, "height": 1024, "response_format": "base64"}  # fmt: skip
+            answer = await http.post(
+                f"{base}/together/v1/images/generations", json=body, headers=auth
+            )
+            return base64.b64decode(answer.raise_for_status().json()["data"][0]["b64_json"])
+
     elif api == "bedrock":
         provider = emu.provider(api)
         assert isinstance(provider, Bedrock)

@@ -102,6 +102,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "azure": {},
     "together": {},
     "xai": {},
+    "stability": {},
+    "huggingface": {},
 }
 
 
@@ -125,7 +127,8 @@ class TestShapes:
         stats = emu.stats(api)
         assert (stats.creates, stats.billed) == (1, 1)
         # The b64 answers carry the image; every other flavour downloads it once.
-        inline = ("openai-b64", "google", "bedrock", "azure", "together", "xai")
+        inline = ("openai-b64", "google", "bedrock", "azure", "together", "xai", "stability",
+                  "huggingface")  # fmt: skip
         assert stats.downloads == (0 if flavour in inline else 1)
         if flavour == "bfl":  # created, then polled until Ready
             assert stats.polls >= 1
@@ -229,6 +232,10 @@ EXCEPTIONS = {
     ("azure", Fault.FAILED): ProviderUnavailable,
     ("together", Fault.FAILED): ProviderUnavailable,
     ("xai", Fault.FAILED): ProviderUnavailable,
+    ("stability", Fault.FAILED): ProviderUnavailable,
+    # Stability answers with the image itself: one cut short is not an image.
+    ("stability", Fault.MALFORMED_JSON): ProviderError,
+    ("huggingface", Fault.FAILED): ProviderUnavailable,
 }
 BILLED = {Fault.MALFORMED_JSON, Fault.NOT_IMAGE, Fault.OVERSIZED, Fault.STALL, Fault.CUT_OFF}
 
@@ -286,6 +293,8 @@ class TestFaults:
             ("azure", "contentFilter"),
             ("together", "nsfw"),
             ("xai", "moderation"),
+            ("stability", "content_moderation"),
+            ("huggingface", "nsfw"),
         ],
     )
     async def test_a_rejection_carries_the_vendors_reason(

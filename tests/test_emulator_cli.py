@@ -108,7 +108,7 @@ def stats(origin: str, instance: str) -> dict[str, int]:
 
 
 def test_the_page_documents_every_instance() -> None:
-    """The table covers the ten default instances; the command is the Replicate row's, with
+    """The table covers the twelve default instances; the command is the Replicate row's, with
     IMAGEGEN_DOWNLOAD_ALLOW."""
     instances = documented_instances()
     assert set(instances) == set(APIS)

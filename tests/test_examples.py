@@ -25,6 +25,8 @@ KEYS = (
     "AZURE_OPENAI_AD_TOKEN",
     "TOGETHER_API_KEY",
     "XAI_API_KEY",
+    "STABILITY_API_KEY",
+    "HF_TOKEN",
     "UNSPLASH_ACCESS_KEY",
     "IMAGEGEN_REDIS_URL",
     "IMAGEGEN_R2_BUCKET",
@@ -57,6 +59,8 @@ class TestExamples:
             ("fal_provider.py", "FAL_KEY"),
             ("google_provider.py", "GEMINI_API_KEY is not set"),
             ("bfl_provider.py", "BFL_API_KEY is not set"),
+            ("stability_provider.py", "STABILITY_API_KEY is not set"),
+            ("huggingface_provider.py", "HF_TOKEN is not set"),
             ("openai_dialects.py", "TOGETHER_API_KEY or XAI_API_KEY is set"),
             (
                 "bedrock_provider.py",

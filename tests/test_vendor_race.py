@@ -24,11 +24,13 @@ PAIRS: list[tuple[str, str, dict[str, Any]]] = [
     ("azure", "fal", {"queue": True, "poll_interval": 0.01}),
     ("together", "openai", {"model": "flux-schnell"}),
     ("xai", "google", {}),
+    ("stability", "replicate", {}),
+    ("huggingface", "bfl", {"poll_interval": 0.01}),
 ]
 #: Options of the vendors under test.
 OWN: dict[str, dict[str, Any]] = {
     "google": {}, "bfl": {"poll_interval": 0.01}, "bedrock": {}, "azure": {}, "together": {},
-    "xai": {},
+    "xai": {}, "stability": {}, "huggingface": {},
 }  # fmt: skip
 
 

@@ -13,9 +13,11 @@ from imagegen import (
     BlackForestLabs,
     Fal,
     Google,
+    HuggingFace,
     OpenAIImages,
     Provider,
     Replicate,
+    Stability,
     Together,
     Unsplash,
 )
@@ -52,7 +54,8 @@ class _EmulatorBase:
         Google: the Gemini API's ``{origin}/{name}/v1beta`` (Vertex AI's root is
         ``{origin}/{name}/v1``, its token endpoint ``{origin}/{name}/token``); Bedrock:
         ``{origin}/{name}``, its clients' ``endpoint_url``; Azure: ``{origin}/{name}``,
-        the resource's ``endpoint``; Together and xAI: ``{origin}/{name}/v1``.
+        the resource's ``endpoint``; Together and xAI: ``{origin}/{name}/v1``; Stability
+        and Hugging Face (its router and its Hub both): ``{origin}/{name}``.
         """
         api = self._profiles[name].api
         root = f"{self.origin}/{name}"
@@ -62,7 +65,7 @@ class _EmulatorBase:
             return root
         if api == "google":
             return f"{root}/v1beta"
-        if api in ("bedrock", "azure"):
+        if api in ("bedrock", "azure", "stability", "huggingface"):
             return root
         return f"{root}/v1"
 
@@ -101,6 +104,11 @@ class _EmulatorBase:
             return Together(api_key="together-emulator", **kwargs)
         if api == "xai":
             return XAI(api_key="xai-emulator", **kwargs)
+        if api == "stability":
+            return Stability(api_key="sk-stability-emulator", **kwargs)
+        if api == "huggingface":
+            kwargs.setdefault("hub_url", kwargs["base_url"])
+            return HuggingFace(api_key="hf_emulator", **kwargs)
         return Unsplash(access_key="emulator-access-key", **kwargs)
 
     def draw(self, name: str, prompt: str = "", n: int = 0) -> Draw:

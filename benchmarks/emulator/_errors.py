@@ -22,6 +22,8 @@ _AUTH = {
     "azure": "Bearer ",
     "together": "Bearer ",
     "xai": "Bearer ",
+    "stability": "Bearer ",
+    "huggingface": "Bearer ",
 }
 #: Bedrock's error names, by HTTP status, when the caller names none.
 _BEDROCK_CODES = {
@@ -72,6 +74,12 @@ def _error(api: str, status: int, message: str, **extra: Any) -> _Reply:
             code = _BEDROCK_CODES.get(status, "UnknownError")
         kind = ("x-amzn-errortype", f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/")
         return _json(status, {"message": message}, (kind, ("x-amzn-requestid", str(uuid.uuid4()))))
+    if api == "huggingface":  # the router's {"error": "..."}
+        return _json(status, {"error": message}, tuple(headers))
+    if api == "stability":  # {"id", "name", "errors"}
+        name = {401: "unauthorized", 429: "rate_limit_exceeded"}.get(status, "server_error")
+        body = {"id": uuid.uuid4().hex, "name": name, "errors": [message]}
+        return _json(status, body, tuple(headers))
     if api == "bfl":  # FastAPI's shape; BFL documents no Retry-After
         return _json(status, {"detail": message})
     if api == "fal":
@@ -116,6 +124,8 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "azure": "Access denied due to invalid subscription key or wrong API endpoint.",
             "together": "Invalid API key provided.",
             "xai": "Incorrect API key provided.",
+            "stability": "Missing or invalid API key.",
+            "huggingface": "Invalid credentials in Authorization header",
         }
         if api == "google":  # an invalid key is a 400, told apart by its reason
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -139,6 +149,9 @@ def _refusal(api: str, fault: Fault, retry_after: float) -> _Outcome:
             "azure": "Requests have exceeded the call rate limit of your current tier.",
             "together": "Rate limit exceeded",
             "xai": "Rate limit exceeded",
+            "stability": "You have exceeded the rate limit of 150 requests within a 10 second "
+            "period, and have been timed out for 60 seconds.",
+            "huggingface": "Rate limit reached. Please retry later.",
         }
         return _error(
             api,

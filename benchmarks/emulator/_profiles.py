@@ -56,10 +56,12 @@ from typing import Any, Literal
 import attrs
 
 Api = Literal[
-    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together", "xai"
-]
+    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together",
+    "xai", "stability", "huggingface",
+]  # fmt: skip
 APIS: tuple[Api, ...] = (
-    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together", "xai"
+    "replicate", "fal", "openai", "unsplash", "google", "bfl", "bedrock", "azure", "together",
+    "xai", "stability", "huggingface",
 )  # fmt: skip
 
 
@@ -188,7 +190,8 @@ class ProviderProfile:
 
     Args:
         api: Which vendor API it speaks: ``replicate``, ``fal``, ``openai``, ``unsplash``,
-            ``google``, ``bfl``, ``bedrock``, ``azure``, ``together``, ``xai``.
+            ``google``, ``bfl``, ``bedrock``, ``azure``, ``together``, ``xai``,
+            ``stability``, ``huggingface``.
         latency: Time from create to finished work.
         faults: Odds of each fault per create (summing to at most 1).
         poll_faults: Odds of each fault per status poll, result fetch or tracking GET

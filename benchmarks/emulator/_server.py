@@ -4,7 +4,7 @@ It is a small HTTP/1.1 server of its own (h11 on anyio) so that it owns its sock
 it can hang a request or reset a connection, notices a client that gives up, and runs
 on asyncio and trio. Each vendor's routes live in their own module (``_replicate``,
 ``_fal``, ``_openai`` (with Azure), ``_openai_like`` (Together, xAI), ``_unsplash``,
-``_google``, ``_bfl``, ``_bedrock``) as a class
+``_google``, ``_bfl``, ``_bedrock``, ``_stability``, ``_huggingface``) as a class
 :class:`Emulator` inherits.
 """
 
@@ -37,11 +37,13 @@ from ._http import (
     _Request,
     _set_reset,
 )
+from ._huggingface import _HuggingFaceRoutes
 from ._instance import _Instance
 from ._openai import _OpenAIRoutes
 from ._openai_like import _OpenAILikeRoutes
 from ._profiles import Fault, ProviderProfile
 from ._replicate import _ReplicateRoutes
+from ._stability import _StabilityRoutes
 from ._stats import ProviderStats
 from ._unsplash import _UnsplashRoutes
 
@@ -57,6 +59,8 @@ class Emulator(
     _BflRoutes,
     _BedrockRoutes,
     _OpenAILikeRoutes,
+    _StabilityRoutes,
+    _HuggingFaceRoutes,
 ):
     """The emulator, served from this process on 127.0.0.1 (a free port by default).
 

@@ -1,8 +1,8 @@
 """imagegen.testing.ProviderSuite, run against every built-in provider.
 
 Replicate, fal (direct and queued), OpenAI Images (URL and base64 answers), Google (the
-Gemini API and Vertex AI), Black Forest Labs, Bedrock, Azure OpenAI, Together, xAI and
-Unsplash talk over loopback to the
+Gemini API and Vertex AI), Black Forest Labs, Bedrock, Azure OpenAI, Together, xAI,
+Stability, Hugging Face and Unsplash talk over loopback to the
 provider emulator (benchmarks.emulator), which fails or hangs their next request on
 demand; Placeholder has no remote side, so the two checks that need one are skipped for
 it. A deliberately broken provider shows that the suite fails where it should.
@@ -25,10 +25,12 @@ from imagegen import (
     BlackForestLabs,
     Fal,
     Google,
+    HuggingFace,
     OpenAIImages,
     Placeholder,
     Provider,
     Replicate,
+    Stability,
     Together,
     Unsplash,
 )
@@ -82,6 +84,10 @@ class EmulatedSuite(ProviderSuite):
                 return Together(api_key="together-emulator", **kwargs)
             if self.api == "xai":
                 return XAI(api_key="xai-emulator", **kwargs)
+            if self.api == "stability":
+                return Stability(api_key="sk-stability-emulator", **kwargs)
+            if self.api == "huggingface":
+                return HuggingFace(api_key="hf_emulator", hub_url=kwargs["base_url"], **kwargs)
             return Unsplash(access_key="emulator-access-key", **kwargs)
 
         return make
@@ -102,7 +108,8 @@ class EmulatedSuite(ProviderSuite):
         return ["r8_emulator", "emulator:secret-key", "secret-key", "sk-emulator",
                 "emulator-access-key", "AIza-emulator", "ya29.emulator-token",
                 "bfl-emulator", "emulator-aws-secret", "azure-emulator-key",
-                "together-emulator", "xai-emulator"]  # fmt: skip
+                "together-emulator", "xai-emulator", "sk-stability-emulator",
+                "hf_emulator"]  # fmt: skip
 
 
 class TestReplicate(EmulatedSuite):
@@ -192,6 +199,20 @@ class TestXAI(EmulatedSuite):
     """xAI: OpenAI's create in xAI's dialect."""
 
     api = "xai"
+    reports_remote_work = False
+
+
+class TestStability(EmulatedSuite):
+    """Stability: one multipart create, the image's bytes in the answer."""
+
+    api = "stability"
+    reports_remote_work = False
+
+
+class TestHuggingFace(EmulatedSuite):
+    """Hugging Face: the Hub's lookup, then the routed provider's own create."""
+
+    api = "huggingface"
     reports_remote_work = False
 
 

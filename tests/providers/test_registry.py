@@ -13,8 +13,10 @@ from imagegen.providers import (
     Fal,
     Google,
     HTTPProvider,
+    HuggingFace,
     OpenAIImages,
     Replicate,
+    Stability,
     Together,
     Unsplash,
 )
@@ -33,6 +35,8 @@ KEYS = {
     },
     Together: {"TOGETHER_API_KEY": "together-secret-value-123"},
     XAI: {"XAI_API_KEY": "xai-secret-value-123"},
+    Stability: {"STABILITY_API_KEY": "sk-secret-value-123"},
+    HuggingFace: {"HF_TOKEN": "hf_secret-value-123"},
     Unsplash: {"UNSPLASH_ACCESS_KEY": "secret-value-123"},
 }
 
@@ -55,8 +59,8 @@ def _no_keys_in_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_order_is_ai_first_stock_last() -> None:
     """from_env tries the AI vendors before the stock photos."""
     assert (
-        Replicate, Fal, OpenAIImages, AzureOpenAI, Google, BlackForestLabs, Bedrock, Together,
-        XAI, Unsplash,
+        Replicate, Fal, OpenAIImages, AzureOpenAI, Google, BlackForestLabs, Bedrock, Stability,
+        Together, XAI, HuggingFace, Unsplash,
     ) == BUILT_IN  # fmt: skip
 
 

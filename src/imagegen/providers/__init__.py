@@ -14,6 +14,7 @@ from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
 from ._http import FormFile, HTTPProvider
+from ._huggingface import HuggingFace
 from ._openai import OpenAIImages
 from ._openai_like import XAI, Together
 from ._placeholder import Placeholder
@@ -29,6 +30,7 @@ from ._polling import (
 )
 from ._registry import BUILT_IN, Vendor
 from ._replicate import Replicate
+from ._stability import Stability
 from ._unsplash import Unsplash
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "FormFile",
     "Google",
     "HTTPProvider",
+    "HuggingFace",
     "OpenAIImages",
     "Placeholder",
     "PollSchedule",
@@ -52,6 +55,7 @@ __all__ = [
     "ProviderImage",
     "RemoteWork",
     "Replicate",
+    "Stability",
     "Together",
     "Unsplash",
     "Vendor",

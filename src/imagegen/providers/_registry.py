@@ -16,9 +16,11 @@ from ._bedrock import Bedrock
 from ._bfl import BlackForestLabs
 from ._fal import Fal
 from ._google import Google
+from ._huggingface import HuggingFace
 from ._openai import OpenAIImages
 from ._openai_like import XAI, Together
 from ._replicate import Replicate
+from ._stability import Stability
 from ._unsplash import Unsplash
 
 __all__ = ["BUILT_IN", "Vendor"]
@@ -41,7 +43,9 @@ BUILT_IN: tuple[Vendor, ...] = (
     Google,
     BlackForestLabs,
     Bedrock,
+    Stability,
     Together,
     XAI,
+    HuggingFace,
     Unsplash,
 )
