@@ -134,9 +134,9 @@ class TestBodies:
         assert bool(rules.prices) is priced
 
     def test_prices(self) -> None:
-        assert price_of(CORE, {}) == 0.04
-        small, _ = body_for(ImageRequest(prompt="p"), NOVA)
-        big, _ = body_for(ImageRequest(prompt="p", width=2048, height=2048), NOVA)
+        assert price_of(CORE, ImageRequest(prompt="p")) == 0.04
+        small = ImageRequest(prompt="p")
+        big = ImageRequest(prompt="p", width=2048, height=2048)
         assert (price_of(NOVA, small), price_of(NOVA, big)) == (0.04, 0.06)
         assert price_of(TITAN, small) is None
 

@@ -211,8 +211,7 @@ class Bedrock(Provider):
 
     def table_price(self, request: ImageRequest) -> float | None:
         """Bedrock's on-demand price of the model (Nova: by the size sent)."""
-        body, _ = body_for(request, self.rules)
-        return price_of(self.rules, body)
+        return price_of(self.rules, request)
 
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         """One ``InvokeModel`` in a worker thread; the image is in its answer."""

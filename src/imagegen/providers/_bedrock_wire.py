@@ -202,23 +202,26 @@ def _amazon(request: ImageRequest, rules: BedrockModel, seed: int | None) -> dic
         text["images"] = [_b64(image.data) for image in request.images]
     else:
         task, params = "TEXT_IMAGE", "textToImageParams"
-    size = titan_size if rules.sizes else nova_size
-    width, height = size(request.width, request.height)
+    width, height = amazon_size(request, rules)
     config: dict[str, Any] = {"numberOfImages": 1, "width": width, "height": height}
     if seed is not None:
         config["seed"] = seed
     return {"taskType": task, params: text, "imageGenerationConfig": config}
 
 
-def price_of(rules: BedrockModel, body: Mapping[str, Any]) -> float | None:
-    """USD for the image ``body`` asks for (Nova: by its size, standard quality)."""
+def amazon_size(request: ImageRequest, rules: BedrockModel) -> tuple[int, int]:
+    """The size an Amazon model is asked for: Titan's nearest, or Nova's rule."""
+    return (titan_size if rules.sizes else nova_size)(request.width, request.height)
+
+
+def price_of(rules: BedrockModel, request: ImageRequest) -> float | None:
+    """USD for one image of ``request`` (Nova: by the size sent, standard quality)."""
     if not rules.prices:
         return None
     if len(rules.prices) == 1:
         return rules.prices[0]
-    config = body.get("imageGenerationConfig") or {}
-    pixels = int(config.get("width", 1024)) * int(config.get("height", 1024))
-    return rules.prices[0] if pixels <= 1024 * 1024 else rules.prices[1]
+    width, height = amazon_size(request, rules)
+    return rules.prices[0] if width * height <= 1024 * 1024 else rules.prices[1]
 
 
 def image_of(answer: Mapping[str, Any], provider: str) -> tuple[bytes, int | None]:

@@ -26,6 +26,7 @@ from ._google_wire import (
     body_for,
     error_reasons,
     image_part,
+    image_size,
     refusal,
     retry_delay,
     rules_for,
@@ -226,8 +227,7 @@ class Google(HTTPProvider):
 
     def table_price(self, request: ImageRequest) -> float | None:
         """The output tokens of one image at the size sent (see ``_prices``)."""
-        body, _ = body_for(request, self.rules, vertex=self.vertex)
-        return gemini_price(self.model, body["generationConfig"]["imageConfig"].get("imageSize"))
+        return gemini_price(self.model, image_size(request, self.rules))
 
     async def generate(self, request: ImageRequest, ctx: ProviderContext) -> ProviderImage:
         """Make one image with one ``POST .../models/{model}:generateContent``."""

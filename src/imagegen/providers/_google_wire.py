@@ -25,6 +25,7 @@ __all__ = [
     "body_for",
     "error_reasons",
     "image_part",
+    "image_size",
     "refusal",
     "retry_delay",
     "rules_for",
@@ -91,6 +92,12 @@ def rules_for(model: str) -> ModelRules:
     return next((r for name, r in _MODELS.items() if model.startswith(name)), ModelRules())
 
 
+def image_size(request: ImageRequest, rules: ModelRules) -> str | None:
+    """The ``imageSize`` tier nearest the request's pixel count; None for a model that
+    takes none."""
+    return nearest_tier(request.width, request.height, rules.tiers) if rules.tiers else None
+
+
 def body_for(
     request: ImageRequest, rules: ModelRules, *, vertex: bool
 ) -> tuple[dict[str, Any], tuple[RequestWarning, ...]]:
@@ -108,8 +115,9 @@ def body_for(
         parts.append({"inlineData": {"mimeType": image.content_type, "data": data}})
     ratio = nearest_ratio(request.width, request.height, rules.ratios)
     image_config: dict[str, Any] = {"aspectRatio": ratio}
-    if rules.tiers:
-        image_config["imageSize"] = nearest_tier(request.width, request.height, rules.tiers)
+    tier = image_size(request, rules)
+    if tier is not None:
+        image_config["imageSize"] = tier
     if vertex and request.output_format in ("png", "jpeg"):
         image_config["imageOutputOptions"] = {"mimeType": request.content_type}
     config: dict[str, Any] = {"responseModalities": ["IMAGE"], "imageConfig": image_config}
