@@ -73,14 +73,19 @@ class _EmulatorBase:
         """fal's queue host for instance ``name``: ``{origin}/{name}/queue``."""
         return f"{self.origin}/{name}/queue"
 
-    def provider(self, name: str, **kwargs: Any) -> Provider:
-        """An imagegen provider for instance ``name``, named after it, with a dummy key.
+    def provider(self, instance: str, /, **kwargs: Any) -> Provider:
+        """An imagegen provider for ``instance``, named after it, with a dummy key.
 
-        ``kwargs`` go to the provider's constructor (``timeout=``, ``model=``,
-        ``poll_interval=``...; ``base_url=`` too, to point it elsewhere).
+        ``kwargs`` go to the provider's constructor (``name=``, ``timeout=``, ``model=``,
+        ``poll_interval=``...; ``base_url=`` too, to point it elsewhere). A Google
+        instance with ``project=`` is Vertex AI, with a dummy access token.
         """
+        name = instance
         api = self._profiles[name].api
         kwargs.setdefault("name", name)
+        if api == "google" and "project" in kwargs:
+            kwargs.setdefault("base_url", f"{self.origin}/{name}/v1")
+            return Google(access_token="ya29.emulator-token", **kwargs)
         kwargs.setdefault("base_url", self.base_url(name))
         if api == "replicate":
             return Replicate(api_token="r8_emulator", **kwargs)

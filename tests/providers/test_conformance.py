@@ -16,23 +16,10 @@ from typing import Any, ClassVar
 
 import pytest
 from benchmarks.emulator import Emulator, Fault
-from benchmarks.emulator._base import bedrock_session
 
 from imagegen import (
-    XAI,
-    AzureOpenAI,
-    Bedrock,
-    BlackForestLabs,
-    Fal,
-    Google,
-    HuggingFace,
-    OpenAIImages,
     Placeholder,
     Provider,
-    Replicate,
-    Stability,
-    Together,
-    Unsplash,
 )
 from imagegen.testing import ProviderSuite
 
@@ -58,37 +45,7 @@ class EmulatedSuite(ProviderSuite):
         """The provider for the API, on the emulator, with its dummy key."""
 
         def make(**overrides: Any) -> Provider:
-            # Built here, not with emu.provider(name, ...), whose first argument is
-            # also called name: the suite passes name= as an override.
-            kwargs = {"base_url": emu.base_url(self.api), **self.options, **overrides}
-            if self.api == "replicate":
-                return Replicate(api_token="r8_emulator", **kwargs)
-            if self.api == "fal":
-                return Fal(key="emulator:secret-key", queue_url=emu.queue_url("fal"), **kwargs)
-            if self.api == "openai":
-                return OpenAIImages(api_key="sk-emulator", **kwargs)
-            if self.api == "google" and "project" in kwargs:
-                kwargs["base_url"] = f"{emu.origin}/google/v1"
-                return Google(access_token="ya29.emulator-token", **kwargs)
-            if self.api == "google":
-                return Google(api_key="AIza-emulator", **kwargs)
-            if self.api == "bfl":
-                return BlackForestLabs(api_key="bfl-emulator", **kwargs)
-            if self.api == "bedrock":
-                kwargs["endpoint_url"] = kwargs.pop("base_url")
-                return Bedrock(session=bedrock_session(), **kwargs)
-            if self.api == "azure":
-                kwargs["endpoint"] = kwargs.pop("base_url")
-                return AzureOpenAI(api_key="azure-emulator-key", deployment="img", **kwargs)
-            if self.api == "together":
-                return Together(api_key="together-emulator", **kwargs)
-            if self.api == "xai":
-                return XAI(api_key="xai-emulator", **kwargs)
-            if self.api == "stability":
-                return Stability(api_key="sk-stability-emulator", **kwargs)
-            if self.api == "huggingface":
-                return HuggingFace(api_key="hf_emulator", hub_url=kwargs["base_url"], **kwargs)
-            return Unsplash(access_key="emulator-access-key", **kwargs)
+            return emu.provider(self.api, **{**self.options, **overrides})
 
         return make
 
